@@ -1,0 +1,269 @@
+"""FsiCore: the insurance core over the FSI-style callService JSON interface (aiohttp client).
+
+Errors are mapped in `_mapped` alone. Whether anything was sent is known exactly (a trace hook marks
+the moment the request headers are written): nothing sent is `CoreUnavailable`; sent but no usable
+answer is `CoreTimeout` for writes (the core may have acted) and `CoreUnavailable` for reads.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+
+from gateway.domain.core import Cancellation, Cancelled, PersonRecord, Posted, Posting, Reversal, Reversed
+from gateway.domain.errors import CoreRejected, CoreTimeout, CoreUnavailable
+from gateway.domain.money import fen_to_wire, yuan_to_fen
+
+CALL_SERVICE = "/fsi/api/rsfComIfsService/callService"
+_CST = timezone(timedelta(hours=8), "CST")  # FSI inf_time is Beijing time
+_T = TypeVar("_T")
+Output = Mapping[str, Any]
+
+
+class _BadReply(Exception):
+    """The core answered, but not with a usable reply."""
+
+
+async def _on_headers_sent(
+    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    ctx.trace_request_ctx.sent = True
+
+
+class FsiCore:
+    """`gateway.ports.InsuranceCore` over HTTP; owns a pooled keep-alive session, created on first use."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        pool_size: int = 100,
+        connect_timeout: float = 0.5,
+        keepalive_timeout: float = 30.0,
+        sender_code: str = "000000000000",
+    ) -> None:
+        self._url = base_url.rstrip("/") + CALL_SERVICE
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        # Shorter than the server's keep-alive, so a pooled connection is rarely closed under us.
+        self._keepalive_timeout = keepalive_timeout
+        self._sender_code = sender_code  # fixmedins_code of 1101 reads, which carry no institution
+        self._seq = itertools.count(1)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # inside the running loop, on first use
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_on_headers_sent)
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size,
+                limit_per_host=self._pool_size,
+                keepalive_timeout=self._keepalive_timeout,
+            )
+            self._session = aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+        return self._session
+
+    async def close(self) -> None:
+        """Release connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def person(self, psn_no: str, *, timeout: float) -> PersonRecord:  # noqa: ASYNC109 - port signature
+        """Current state of a person (1101). Raises CoreUnavailable, CoreRejected."""
+        msgid = f"{self._sender_code}{_now():%Y%m%d%H%M%S}{next(self._seq) % 10000:04d}"
+        data = {"psn_no": psn_no}
+        return await self._call("1101", msgid, self._sender_code, data, _person, seconds=timeout, write=False)
+
+    async def post_settlement(self, posting: Posting, *, timeout: float) -> Posted:  # noqa: ASYNC109
+        """Post a settlement (2207); a retry of the same msgid gets the first receipt.
+
+        Raises CoreUnavailable, CoreTimeout, CoreRejected.
+        """
+        data = {
+            "psn_no": posting.psn_no,
+            "infno": posting.infno,
+            "medfee_sumamt": fen_to_wire(posting.medfee_sumamt),
+            "inscp_scp_amt": fen_to_wire(posting.inscp_scp_amt),
+            "fund_pay_sumamt": fen_to_wire(posting.fund_pay_sumamt),
+            "acct_pay": fen_to_wire(posting.acct_pay),
+            "psn_cash_pay": fen_to_wire(posting.psn_cash_pay),
+            "expected_version": posting.expected_version,
+            "setl_time": posting.setl_time,
+        }
+        return await self._call(
+            "2207", posting.msgid, posting.fixmedins_code, data, _posted, seconds=timeout, write=True
+        )
+
+    async def cancel_settlement(self, cancel: Cancellation, *, timeout: float) -> Cancelled:  # noqa: ASYNC109
+        """Cancel a posted settlement (2208). Raises CoreUnavailable, CoreTimeout, CoreRejected."""
+        data = {
+            "setl_id": cancel.setl_id,
+            "psn_no": cancel.psn_no,
+            "fixmedins_code": cancel.fixmedins_code,
+            "infno": cancel.infno,
+        }
+        return await self._call(
+            "2208", cancel.msgid, cancel.fixmedins_code, data, _cancelled, seconds=timeout, write=True
+        )
+
+    async def reverse(self, reversal: Reversal, *, timeout: float) -> Reversed:  # noqa: ASYNC109
+        """Undo `omsgid` (2601) whether or not the core had it; idempotent.
+
+        Raises CoreUnavailable, CoreTimeout, CoreRejected.
+        """
+        data = {"psn_no": reversal.psn_no, "omsgid": reversal.omsgid, "oinfno": reversal.oinfno}
+        return await self._call(
+            "2601", reversal.msgid, reversal.fixmedins_code, data, _reversed, seconds=timeout, write=True
+        )
+
+    async def _call(
+        self,
+        infno: str,
+        msgid: str,
+        fixmedins_code: str,
+        data: dict[str, Any],
+        parse: Callable[[Output], _T],
+        *,
+        seconds: float,
+        write: bool,
+    ) -> _T:
+        """One callService exchange; `parse` turns the `output` of an infcode-0 reply into the result."""
+        envelope = {
+            "infno": infno,
+            "msgid": msgid,
+            "fixmedins_code": fixmedins_code,
+            "inf_time": f"{_now():%Y-%m-%d %H:%M:%S}",
+            "input": {"data": data},
+        }
+        sent = SimpleNamespace(sent=False)
+        limits = aiohttp.ClientTimeout(total=seconds, sock_connect=min(self._connect_timeout, seconds))
+        async with self._mapped(infno, write=write, sent=sent):
+            async with self._client().post(
+                self._url,
+                data=orjson.dumps(envelope),
+                headers={"Content-Type": "application/json"},
+                timeout=limits,
+                trace_request_ctx=sent,
+            ) as resp:
+                if resp.status == 503:  # the core's front door refuses before acting
+                    raise CoreUnavailable(f"core {infno}: service unavailable (HTTP 503)")
+                body = await resp.read()
+            if resp.status != 200:
+                raise _BadReply(f"HTTP {resp.status}")
+            reply = orjson.loads(body)
+            if not isinstance(reply, dict):
+                raise _BadReply("reply is not an object")
+            infcode = reply.get("infcode")
+            if infcode == -2:
+                code = reply.get("err_code")
+                reason = code if isinstance(code, str) and code else "CORE_REJECTED"
+                # The core's free text may name the person: carry its reason code only.
+                raise CoreRejected(reason, f"core refused {infno}: {reason}")
+            if infcode == -1:
+                raise _BadReply(f"system error {reply.get('err_code')}")
+            output = reply.get("output")
+            if infcode != 0 or not isinstance(output, dict):
+                raise _BadReply("unexpected infcode or output")
+            return parse(output)
+
+    @asynccontextmanager
+    async def _mapped(self, infno: str, *, write: bool, sent: SimpleNamespace) -> AsyncIterator[None]:
+        """The one place that turns transport and protocol failures into the port's errors."""
+        try:
+            yield
+        except (CoreRejected, CoreUnavailable, CoreTimeout):
+            raise
+        except (
+            aiohttp.ClientError,
+            TimeoutError,
+            _BadReply,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+        ) as exc:
+            # ValueError covers unparseable JSON and bad amounts; Key/Index/TypeError a malformed output.
+            what = str(exc) if isinstance(exc, _BadReply) else type(exc).__name__  # text may echo data
+            if not sent.sent or isinstance(exc, aiohttp.ClientConnectorError):
+                raise CoreUnavailable(f"core {infno}: not reached ({what})") from exc
+            if write:
+                raise CoreTimeout(f"core {infno}: outcome unknown ({what})") from exc
+            raise CoreUnavailable(f"core {infno}: no usable answer ({what})") from exc
+
+
+# -- wire → domain (raise KeyError/TypeError/ValueError on a malformed output) ---------------------
+
+
+def _person(out: Output) -> PersonRecord:
+    base, insu, accu = out["baseinfo"], out["insuinfo"][0], out["accuinfo"]
+    return PersonRecord(
+        psn_no=_str(base, "psn_no"),
+        certno=_str(base, "certno"),
+        psn_name=_str(base, "psn_name"),
+        gend=_str(base, "gend"),
+        brdy=_str(base, "brdy"),
+        insutype=_str(insu, "insutype"),
+        psn_type=_str(insu, "psn_type"),
+        insuplc_admdvs=_str(insu, "insuplc_admdvs"),
+        balance=_fen(insu, "balc"),
+        inscp_ytd=_fen(accu, "inscp_ytd"),
+        fund_paid_ytd=_fen(accu, "fund_paid_ytd"),
+        version=_int(out, "version"),
+        psn_insu_stas=_str(insu, "psn_insu_stas"),
+    )
+
+
+def _posted(out: Output) -> Posted:
+    info = out["setlinfo"]
+    return Posted(_str(info, "setl_id"), _fen(info, "balc"), _int(info, "version"))
+
+
+def _cancelled(out: Output) -> Cancelled:
+    info = out["setlinfo"]
+    return Cancelled(
+        setl_id=_str(info, "setl_id"),
+        orig_setl_id=_str(info, "orig_setl_id"),
+        medfee_sumamt=_fen(info, "medfee_sumamt"),
+        fund_pay_sumamt=_fen(info, "fund_pay_sumamt"),
+        acct_pay=_fen(info, "acct_pay"),
+        psn_cash_pay=_fen(info, "psn_cash_pay"),
+        balc=_fen(info, "balc"),
+    )
+
+
+def _reversed(out: Output) -> Reversed:
+    info = out["data"]
+    was_posted = info["was_posted"]
+    if not isinstance(was_posted, bool):
+        raise TypeError("was_posted")
+    return Reversed(_str(info, "omsgid"), was_posted)
+
+
+def _now() -> datetime:
+    return datetime.now(_CST)
+
+
+def _str(obj: Output, name: str) -> str:
+    value = obj[name]
+    if not isinstance(value, str):
+        raise TypeError(name)
+    return value
+
+
+def _int(obj: Output, name: str) -> int:
+    value = obj[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(name)
+    return value
+
+
+def _fen(obj: Output, name: str) -> int:
+    return yuan_to_fen(obj[name], field=name)  # AmountError is a ValueError

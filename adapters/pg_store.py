@@ -1,0 +1,314 @@
+"""PostgreSQL through asyncpg: registry, sign-in sessions, the journal (idempotency) and settlements."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from gateway.domain.effects import (
+    Effect,
+    NewSettlement,
+    QueueReversal,
+    ReleaseDefaultPin,
+    SetSettlementState,
+)
+from gateway.domain.pin import DefaultPinUsage
+from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """This request owns the idempotency key; `journal_id` completes it."""
+
+    journal_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """The key was already used: by the same content or not, done (with its response) or still pending."""
+
+    same_content: bool
+    done: bool
+    response: bytes | None
+    http_status: int | None
+    err_code: str | None = None
+
+
+ClaimResult = Claimed | Existing
+
+
+class _TtlCache:
+    """Tiny TTL cache for registry rows that change rarely (PSAMs, institutions, sessions)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._d: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> Any:
+        hit = self._d.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        if len(self._d) > 50_000:
+            self._d.clear()
+        self._d[key] = (time.monotonic() + self.ttl, value)
+
+    def drop(self, key: str) -> None:
+        self._d.pop(key, None)
+
+
+_SETTLEMENT_COLS = (
+    "fixmedins_code, msgid, setl_id, infno, psn_no, card_sn, state, pin, default_pin, medfee_sumamt,"
+    " inscp_scp_amt, fund_pay_sumamt, acct_pay, psn_cash_pay, setl_time, cancel_msgid, cancel_setl_id"
+)
+
+
+def _settlement(r: asyncpg.Record) -> Settlement:
+    return Settlement(**dict(r))
+
+
+class PgStore:
+    """Registry, sessions, journal and settlements in one PostgreSQL database."""
+
+    def __init__(self, pool: asyncpg.Pool, *, registry_ttl: float = 10.0, session_ttl: float = 5.0) -> None:
+        self.pool = pool
+        self._inst = _TtlCache(registry_ttl)
+        self._psam = _TtlCache(registry_ttl)
+        self._sess = _TtlCache(session_ttl)
+
+    # registry -------------------------------------------------------------------------------------
+    async def institution(self, code: str) -> Institution | None:
+        """An institution by code (cached briefly)."""
+        hit: Institution | None = self._inst.get(code)
+        if hit is None:
+            r = await self.pool.fetchrow(
+                "SELECT fixmedins_code, fixmedins_name, kind, level, region FROM institutions"
+                " WHERE fixmedins_code = $1",
+                code,
+            )
+            if r is None:
+                return None
+            hit = Institution(**dict(r))
+            self._inst.put(code, hit)
+        return hit
+
+    async def psam(self, psam_no: str) -> Psam | None:
+        """A PSAM by number (cached briefly)."""
+        hit: Psam | None = self._psam.get(psam_no)
+        if hit is None:
+            r = await self.pool.fetchrow(
+                "SELECT psam_no, fixmedins_code, status FROM psams WHERE psam_no = $1", psam_no
+            )
+            if r is None:
+                return None
+            hit = Psam(**dict(r))
+            self._psam.put(psam_no, hit)
+        return hit
+
+    async def card(self, card_sn: str, day: date) -> Card | None:
+        """A card with its default-PIN usage of `day`."""
+        r = await self.pool.fetchrow(
+            "SELECT c.card_sn, c.card_no, c.psn_no, c.pin_mode, c.status, c.alg, c.kv, c.valid_from,"
+            " c.valid_until, coalesce(u.count, 0) AS count, coalesce(u.acct_sum, 0) AS acct_sum"
+            " FROM cards c LEFT JOIN default_pin_usage u ON u.card_sn = c.card_sn AND u.day = $2"
+            " WHERE c.card_sn = $1",
+            card_sn,
+            day,
+        )
+        if r is None:
+            return None
+        d = dict(r)
+        usage = DefaultPinUsage(d.pop("count"), d.pop("acct_sum"))
+        return Card(**d, usage=usage)
+
+    # sessions -------------------------------------------------------------------------------------
+    async def create_session(
+        self, sign_no: str, fixmedins_code: str, psam_no: str, opter_no: str, at: datetime, expires: datetime
+    ) -> None:
+        """Record a sign-in."""
+        await self.pool.execute(
+            "INSERT INTO sign_sessions (sign_no, fixmedins_code, psam_no, opter_no, signed_in_at, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            sign_no,
+            fixmedins_code,
+            psam_no,
+            opter_no,
+            at,
+            expires,
+        )
+
+    async def session(self, sign_no: str) -> SignSession | None:
+        """A sign-in session (cached for a few seconds; sign-out in this process drops it at once)."""
+        hit: SignSession | None = self._sess.get(sign_no)
+        if hit is None:
+            r = await self.pool.fetchrow(
+                "SELECT sign_no, fixmedins_code, psam_no, expires_at, signed_out_at IS NOT NULL AS signed_out"
+                " FROM sign_sessions WHERE sign_no = $1",
+                sign_no,
+            )
+            if r is None:
+                return None
+            hit = SignSession(**dict(r))
+            self._sess.put(sign_no, hit)
+        return hit
+
+    async def sign_out(self, sign_no: str, at: datetime) -> None:
+        """End a session."""
+        self._sess.drop(sign_no)
+        await self.pool.execute(
+            "UPDATE sign_sessions SET signed_out_at = $2 WHERE sign_no = $1 AND signed_out_at IS NULL", sign_no, at
+        )
+
+    # journal --------------------------------------------------------------------------------------
+    async def claim(
+        self, fixmedins_code: str, msgid: str, infno: str, psam_no: str, card_sn: str | None,
+        content_hash: bytes, request_json: str,
+    ) -> ClaimResult:
+        """Take the idempotency key (SPEC §5.2) or report who has it.
+
+        The row is committed PENDING before any effect, so a crash leaves evidence to recover from.
+        """
+        jid = await self.pool.fetchval(
+            "INSERT INTO journal (fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) ON CONFLICT (fixmedins_code, msgid) DO NOTHING"
+            " RETURNING id",
+            fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request_json,
+        )
+        if jid is not None:
+            return Claimed(jid)
+        return await self.existing(fixmedins_code, msgid, content_hash)
+
+    async def existing(self, fixmedins_code: str, msgid: str, content_hash: bytes) -> Existing:
+        """The state of a used idempotency key."""
+        r = await self.pool.fetchrow(
+            "SELECT content_hash, state, response, http_status, err_code FROM journal"
+            " WHERE fixmedins_code = $1 AND msgid = $2",
+            fixmedins_code, msgid,
+        )
+        assert r is not None, "claim lost a committed row"
+        return Existing(
+            bytes(r["content_hash"]) == content_hash, r["state"] == "DONE",
+            None if r["response"] is None else bytes(r["response"]), r["http_status"], r["err_code"],
+        )
+
+    async def wait_done(
+        self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float
+    ) -> Existing:
+        """Poll a PENDING key until its owner completes it or `max_wait` passes."""
+        deadline = time.monotonic() + max_wait
+        delay = 0.005
+        while True:
+            ex = await self.existing(fixmedins_code, msgid, content_hash)
+            if ex.done or time.monotonic() >= deadline:
+                return ex
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def complete(
+        self, journal_id: int, response: bytes, http_status: int, err_code: str | None,
+        effects: Sequence[Effect] = (),
+    ) -> None:
+        """Store the response and apply the effects in one transaction; commits before the answer leaves."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for eff in effects:
+                await _apply(conn, eff)
+            await conn.execute(
+                "UPDATE journal SET state = 'DONE', response = $2, http_status = $3, err_code = $4,"
+                " completed_at = now() WHERE id = $1",
+                journal_id, response, http_status, err_code,
+            )
+
+    # settlements ----------------------------------------------------------------------------------
+    async def settlement_by_setl_id(self, setl_id: str) -> Settlement | None:
+        """A settlement by the core's setl_id."""
+        r = await self.pool.fetchrow(f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE setl_id = $1", setl_id)
+        return None if r is None else _settlement(r)
+
+    async def settlement_by_msgid(self, fixmedins_code: str, msgid: str) -> Settlement | None:
+        """A settlement by the institution's msgid."""
+        r = await self.pool.fetchrow(
+            f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE fixmedins_code = $1 AND msgid = $2",
+            fixmedins_code, msgid,
+        )
+        return None if r is None else _settlement(r)
+
+    async def settlement_by_cancel_msgid(self, fixmedins_code: str, cancel_msgid: str) -> Settlement | None:
+        """The settlement a cancel message cancelled."""
+        r = await self.pool.fetchrow(
+            f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE fixmedins_code = $1 AND cancel_msgid = $2",
+            fixmedins_code, cancel_msgid,
+        )
+        return None if r is None else _settlement(r)
+
+    async def transition(self, fixmedins_code: str, msgid: str, from_state: str, to_state: str) -> bool:
+        """Compare-and-set a settlement's state; False when it was not in `from_state`."""
+        done = await self.pool.fetchval(
+            "UPDATE settlements SET state = $4 WHERE fixmedins_code = $1 AND msgid = $2 AND state = $3"
+            " RETURNING true",
+            fixmedins_code, msgid, from_state, to_state,
+        )
+        return bool(done)
+
+    async def reserve_default_pin(
+        self, card_sn: str, day: date, acct: int, per_day: int, per_day_count: int
+    ) -> bool:
+        """Atomically count one default-PIN settlement and its account debit, within the day's caps."""
+        ok = await self.pool.fetchval(
+            "INSERT INTO default_pin_usage AS u (card_sn, day, count, acct_sum) VALUES ($1, $2, 1, $3)"
+            " ON CONFLICT (card_sn, day) DO UPDATE SET count = u.count + 1, acct_sum = u.acct_sum + $3"
+            " WHERE u.count < $5 AND u.acct_sum + $3 <= $4 RETURNING true",
+            card_sn, day, acct, per_day, per_day_count,
+        )
+        return bool(ok)
+
+    async def release_default_pin(self, card_sn: str, day: date, acct: int) -> None:
+        """Give back one default-PIN reservation at once (a retried posting re-reserves)."""
+        await _apply(self.pool, ReleaseDefaultPin(card_sn, day, acct))
+
+    async def settlements_between(self, fixmedins_code: str, begin: datetime, end: datetime) -> list[Settlement]:
+        """Settlements of an institution with setl_time in [begin, end)."""
+        rows = await self.pool.fetch(
+            f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE fixmedins_code = $1"
+            " AND setl_time >= $2 AND setl_time < $3 ORDER BY setl_time, msgid",
+            fixmedins_code, begin, end,
+        )
+        return [_settlement(r) for r in rows]
+
+
+async def _apply(conn: asyncpg.Connection | asyncpg.Pool, eff: Effect) -> None:
+    if isinstance(eff, NewSettlement):
+        s = eff.settlement
+        await conn.execute(
+            f"INSERT INTO settlements ({_SETTLEMENT_COLS}) VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            s.fixmedins_code, s.msgid, s.setl_id, s.infno, s.psn_no, s.card_sn, s.state, s.pin, s.default_pin,
+            s.medfee_sumamt, s.inscp_scp_amt, s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.setl_time,
+            s.cancel_msgid, s.cancel_setl_id,
+        )
+    elif isinstance(eff, SetSettlementState):
+        await conn.execute(
+            "UPDATE settlements SET state = $3, cancel_msgid = coalesce($4, cancel_msgid),"
+            " cancel_setl_id = coalesce($5, cancel_setl_id), cancelled_at = coalesce($6, cancelled_at)"
+            " WHERE fixmedins_code = $1 AND msgid = $2",
+            eff.fixmedins_code, eff.msgid, eff.state, eff.cancel_msgid, eff.cancel_setl_id, eff.cancelled_at,
+        )
+    elif isinstance(eff, QueueReversal):
+        await conn.execute(
+            "INSERT INTO reversal_queue (fixmedins_code, omsgid, oinfno, psn_no) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (fixmedins_code, omsgid) DO NOTHING",
+            eff.fixmedins_code, eff.omsgid, eff.oinfno, eff.psn_no,
+        )
+    else:
+        await conn.execute(
+            "UPDATE default_pin_usage SET count = greatest(count - 1, 0), acct_sum = greatest(acct_sum - $3, 0)"
+            " WHERE card_sn = $1 AND day = $2",
+            eff.card_sn, eff.day, eff.acct,
+        )

@@ -1,0 +1,240 @@
+"""The FSI request envelope and its security block (SPEC §3, §4.1), parsed into typed values.
+
+`parse_envelope` turns a decoded JSON value into an `Envelope` or raises `Declined` with
+`MALFORMED` (naming the field) or `UNSUPPORTED_INFNO`. It never raises anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.domain.codes import ResultCode
+from gateway.domain.crypto import Alg
+from gateway.domain.errors import Declined
+
+CARD_BEARING = frozenset({"1101", "2206", "2207", "2101", "2102"})
+CARD_LESS = frozenset({"9001", "9002", "2208", "2103", "2601", "3201", "3202"})
+SUPPORTED = CARD_BEARING | CARD_LESS
+SETTLE = frozenset({"2207", "2102"})
+PRESETTLE = frozenset({"2206", "2101"})
+CANCEL = frozenset({"2208", "2103"})
+AMOUNT_BEARING = SETTLE | PRESETTLE
+
+_DIGITS4 = re.compile(r"[0-9]{4}")
+_REGION = re.compile(r"[0-9]{6}")
+_HEX8 = re.compile(r"[0-9A-Fa-f]{8}")
+_CARD_SN = re.compile(r"[0-9]{6}D156000005[0-9A-F]{16}", re.IGNORECASE)
+_PSAM = re.compile(r"[0-9]{12}")
+_MSGID = re.compile(r"[0-9A-Za-z]{12}[0-9]{14}[0-9A-Za-z]{4}")
+
+# Field lengths as FSI integrations declare them (DOMAIN.md §4.2), a little generous for UTF-8 names.
+_STRINGS: dict[str, int] = {
+    "recer_sys_code": 10,
+    "infver": 6,
+    "opter_type": 3,
+    "opter": 30,
+    "opter_name": 50,
+    "fixmedins_name": 100,
+}
+
+
+def malformed(path: str, problem: str) -> Declined:
+    """A MALFORMED decline whose message names the field."""
+    return Declined(ResultCode.MALFORMED, f"{path}: {problem}")
+
+
+def req_str(obj: dict[str, Any], key: str, path: str, *, max_len: int, min_len: int = 1) -> str:
+    """A required string field with length limits."""
+    if key not in obj or obj[key] is None:
+        raise malformed(f"{path}{key}", "missing")
+    value = obj[key]
+    if not isinstance(value, str):
+        raise malformed(f"{path}{key}", "must be a string")
+    if not min_len <= len(value) <= max_len:
+        raise malformed(f"{path}{key}", f"length must be {min_len}..{max_len}, got {len(value)}")
+    return value
+
+
+def opt_str(obj: dict[str, Any], key: str, path: str, *, max_len: int) -> str | None:
+    """An optional string field (absent, null or empty gives None)."""
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise malformed(f"{path}{key}", "must be a string")
+    if len(value) > max_len:
+        raise malformed(f"{path}{key}", f"longer than {max_len}")
+    return value
+
+
+def req_match(obj: dict[str, Any], key: str, path: str, pattern: re.Pattern[str], what: str) -> str:
+    """A required string matching a pattern exactly."""
+    value = obj.get(key)
+    if value is None:
+        raise malformed(f"{path}{key}", "missing")
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise malformed(f"{path}{key}", f"must be {what}")
+    return value
+
+
+def req_int(obj: dict[str, Any], key: str, path: str, lo: int, hi: int) -> int:
+    """A required JSON integer within [lo, hi]."""
+    value = obj.get(key)
+    if value is None:
+        raise malformed(f"{path}{key}", "missing")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise malformed(f"{path}{key}", "must be an integer")
+    if not lo <= value <= hi:
+        raise malformed(f"{path}{key}", f"must be in {lo}..{hi}")
+    return value
+
+
+def req_obj(obj: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+    """A required JSON object."""
+    value = obj.get(key)
+    if value is None:
+        raise malformed(f"{path}{key}", "missing")
+    if not isinstance(value, dict):
+        raise malformed(f"{path}{key}", "must be an object")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityBlock:
+    """`dev_safe_info` (SPEC §4.1); cryptograms as bytes, card data hidden from repr."""
+
+    psam_no: str
+    tseq: int
+    alg: Alg
+    kv: int
+    pin: str
+    mac: bytes = field(repr=False)
+    card_sn: str | None = field(default=None, repr=False)
+    card_rand: bytes | None = field(default=None, repr=False)
+    atc: int = 0
+    rand: bytes | None = field(default=None, repr=False)
+    tac: bytes | None = field(default=None, repr=False)
+
+    @property
+    def random(self) -> bytes:
+        """R of the session-key seed: card_rand for card-bearing, rand for card-less requests."""
+        r = self.card_rand if self.card_sn is not None else self.rand
+        assert r is not None
+        return r
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A parsed request envelope; `input` is the raw object, parsed per infno by `inputs`."""
+
+    infno: str
+    msgid: str
+    fixmedins_code: str
+    fixmedins_name: str
+    mdtrtarea_admvs: str
+    insuplc_admdvs: str | None
+    inf_time: datetime
+    sign_no: str | None
+    opter: str
+    opter_type: str
+    input: dict[str, Any]
+    safe: SecurityBlock
+
+    @property
+    def dt14(self) -> str:
+        """`yyyyMMddHHmmss` of inf_time, the DT item of the cryptograms."""
+        return self.inf_time.strftime("%Y%m%d%H%M%S")
+
+    @property
+    def card_bearing(self) -> bool:
+        """True for the infnos that carry a card (SPEC §4.1)."""
+        return self.infno in CARD_BEARING
+
+
+def parse_security(raw: dict[str, Any], card_bearing: bool) -> SecurityBlock:
+    """Validate `dev_safe_info` for a card-bearing or card-less request."""
+    p = "dev_safe_info."
+    psam_no = req_match(raw, "psam_no", p, _PSAM, "12 decimal digits")
+    tseq = req_int(raw, "tseq", p, 0, 2**32 - 1)
+    alg_s = raw.get("alg")
+    if alg_s not in ("3DES", "SM4"):
+        raise malformed(p + "alg", 'must be "3DES" or "SM4"')
+    kv = req_int(raw, "kv", p, 1, 255)
+    pin = raw.get("pin")
+    if pin not in ("VERIFIED", "DEFAULT", "NONE"):
+        raise malformed(p + "pin", 'must be "VERIFIED", "DEFAULT" or "NONE"')
+    mac = bytes.fromhex(req_match(raw, "mac", p, _HEX8, "8 hex digits"))
+    if card_bearing:
+        card_sn = req_match(raw, "card_sn", p, _CARD_SN, "32 hex: region(6) + D156000005 + 16-hex serial")
+        card_rand = bytes.fromhex(req_match(raw, "card_rand", p, _HEX8, "8 hex digits"))
+        atc = req_int(raw, "atc", p, 0, 65535)
+        tac = bytes.fromhex(req_match(raw, "tac", p, _HEX8, "8 hex digits"))
+        return SecurityBlock(
+            psam_no, tseq, Alg(alg_s), kv, pin, mac, card_sn=card_sn.upper(), card_rand=card_rand, atc=atc, tac=tac
+        )
+    if pin != "NONE":
+        raise malformed(p + "pin", 'must be "NONE" for a card-less transaction')
+    rand = bytes.fromhex(req_match(raw, "rand", p, _HEX8, "8 hex digits"))
+    return SecurityBlock(psam_no, tseq, Alg(alg_s), kv, pin, mac, rand=rand)
+
+
+def parse_envelope(body: object) -> Envelope:
+    """Validate the envelope of SPEC §3.
+
+    Raises:
+        Declined: MALFORMED naming the first bad field, or UNSUPPORTED_INFNO.
+    """
+    if not isinstance(body, dict):
+        raise malformed("body", "must be a JSON object")
+    infno = body.get("infno")
+    if not isinstance(infno, str) or not _DIGITS4.fullmatch(infno):
+        raise malformed("infno", "must be 4 digits")
+    if infno not in SUPPORTED:
+        raise Declined(ResultCode.UNSUPPORTED_INFNO, f"infno {infno} is not a transaction of this gateway")
+    fixmedins_code = req_str(body, "fixmedins_code", "", min_len=12, max_len=12)
+    msgid = req_match(body, "msgid", "", _MSGID, "30 chars: fixmedins_code(12) + yyyyMMddHHmmss(14) + seq(4)")
+    if msgid[:12] != fixmedins_code:
+        raise malformed("msgid", "must start with fixmedins_code")
+    for key, max_len in _STRINGS.items():
+        req_str(body, key, "", max_len=max_len)
+    mdtrtarea = req_match(body, "mdtrtarea_admvs", "", _REGION, "a 6-digit region code")
+    insuplc = body.get("insuplc_admdvs")
+    card_bearing = infno in CARD_BEARING
+    if insuplc in (None, ""):
+        if card_bearing:
+            raise malformed("insuplc_admdvs", "required for a card-bearing transaction")
+        insuplc = None
+    elif not isinstance(insuplc, str) or not _REGION.fullmatch(insuplc):
+        raise malformed("insuplc_admdvs", "must be a 6-digit region code")
+    inf_time_s = req_str(body, "inf_time", "", min_len=19, max_len=19)
+    try:
+        inf_time = datetime.strptime(inf_time_s, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - zone applied by the caller
+    except ValueError:
+        raise malformed("inf_time", "must be yyyy-MM-dd HH:mm:ss") from None
+    sign_no = body.get("sign_no")
+    if infno != "9001":
+        if sign_no == "":
+            sign_no = None  # refused as NOT_SIGNED_IN at the sign-in step, after the envelope
+        elif sign_no is not None and (not isinstance(sign_no, str) or len(sign_no) > 30):
+            raise malformed("sign_no", "must be a string of at most 30 chars")
+    else:
+        sign_no = None
+    inp = req_obj(body, "input", "")
+    safe = parse_security(req_obj(body, "dev_safe_info", ""), card_bearing)
+    return Envelope(
+        infno=infno,
+        msgid=msgid,
+        fixmedins_code=fixmedins_code,
+        fixmedins_name=body["fixmedins_name"],
+        mdtrtarea_admvs=mdtrtarea,
+        insuplc_admdvs=insuplc,
+        inf_time=inf_time,
+        sign_no=sign_no,
+        opter=body["opter"],
+        opter_type=body["opter_type"],
+        input=inp,
+        safe=safe,
+    )

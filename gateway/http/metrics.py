@@ -1,0 +1,33 @@
+"""Prometheus metrics, one registry per application (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Metrics:
+    """The gateway's metrics in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "onecard_requests", "Terminal requests by transaction and outcome", ["infno", "err_code"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "onecard_request_seconds", "Whole request time", ["infno"], buckets=_BUCKETS, registry=r
+        )
+        self.gateway_seconds = Histogram(
+            "onecard_gateway_seconds", "Gateway's own time (core excluded)", ["infno"], buckets=_BUCKETS, registry=r
+        )
+        self.core_seconds = Histogram(
+            "onecard_core_seconds", "Insurance-core call time", ["op"], buckets=_BUCKETS, registry=r
+        )
+        self.reversals_queued = Counter(
+            "onecard_reversals_queued", "Reversals queued after an unknown core outcome", registry=r
+        )
+        self.blacklist_loaded = Gauge(
+            "onecard_blacklist_loaded", "1 when the Redis blacklist is loaded from PostgreSQL", registry=r
+        )

@@ -1,0 +1,22 @@
+"""Typed application keys (aiohttp AppKey) for what the composition root puts on the app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from blacklist_cache.redis_guard import RedisGuard
+from gateway.domain.keys import MasterKeys
+from gateway.http.metrics import Metrics
+from gateway.pipeline.service import Gateway
+from gateway.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+GATEWAY = web.AppKey("gateway", Gateway)
+METRICS = web.AppKey("metrics", Metrics)
+PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
+GUARD = web.AppKey("guard", RedisGuard)
+MASTER_KEYS = web.AppKey("master_keys", MasterKeys)
+STATUS = web.AppKey("status", dict[str, Any])

@@ -1,0 +1,74 @@
+"""Builds the FSI response envelope (SPEC §3) as bytes, with MAC2 whenever the request's MAC verified."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from gateway.domain.codes import ResultCode, http_status_of, infcode_of
+from gateway.domain.security import Verified
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a transaction decided: a code, a message, an output, and the response amounts MAC2 covers."""
+
+    code: ResultCode = ResultCode.OK
+    message: str | None = None
+    output: Any = None
+    acct: int = 0
+    cash: int = 0
+    fund: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Bytes to send, their HTTP status and the code for metrics."""
+
+    status: int
+    body: bytes
+    code: ResultCode
+
+
+class RefIds:
+    """`inf_refmsgid`: gateway region(6) + yyyyMMddHHmmss + serial(10), unique per process and second."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._pid = os.getpid() % 100_000
+        self._seq = itertools.count()
+
+    def next(self, now: datetime) -> str:
+        serial = self._pid * 100_000 + next(self._seq) % 100_000
+        return f"{self.region}{now:%Y%m%d%H%M%S}{serial:010d}"
+
+
+def stamp(dt: datetime) -> str:
+    """`yyyyMMddHHmmssSSS`."""
+    return f"{dt:%Y%m%d%H%M%S}{dt.microsecond // 1000:03d}"
+
+
+def build_reply(
+    outcome: Outcome, verified: Verified | None, refid: str, received: datetime, now: datetime
+) -> Reply:
+    """Encode the envelope; the same bytes are journaled and sent."""
+    infcode = infcode_of(outcome.code)
+    ok = outcome.code is ResultCode.OK
+    body: dict[str, Any] = {
+        "infcode": infcode,
+        "inf_refmsgid": refid,
+        "refmsg_time": stamp(received),
+        "respond_time": stamp(now),
+        "err_code": None if ok else outcome.code.value,
+        "err_msg": None if ok else outcome.message,
+        "output": outcome.output,
+    }
+    if verified is not None:
+        body["dev_safe_info"] = {"mac2": verified.mac2(infcode, outcome.acct, outcome.cash, outcome.fund)}
+    return Reply(http_status_of(outcome.code), orjson.dumps(body), outcome.code)

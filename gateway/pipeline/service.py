@@ -1,0 +1,221 @@
+"""The transaction pipeline: envelope → PSAM and sign-in → MAC1/TAC → idempotency → freshness and replay →
+blacklist → card and person → (per infno) PIN, rules, core → journal → response (SPEC §5 order).
+
+Declines are values (`Declined` raised by parsers and flows becomes an `Outcome`); the journal step and the
+response always run for an authenticated request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import orjson
+
+from gateway.domain.codes import ResultCode
+from adapters.pg_store import Claimed
+from gateway.domain.envelope import Envelope, parse_envelope
+from gateway.domain.errors import Declined, GatewayError
+from gateway.domain.inputs import SettleInput, mac_amount, parse_input
+from gateway.domain.registry import mask
+from gateway.domain.security import verify
+from gateway.pipeline import flows
+from gateway.pipeline.context import Deps, Txn
+from gateway.pipeline.reply import Outcome, RefIds, Reply, build_reply
+
+log = logging.getLogger("onecard.txn")
+
+
+class StoredReply(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The request was answered before: send the journaled bytes again (SPEC §5.2)."""
+
+    def __init__(self, body: bytes, status: int, code: str | None) -> None:
+        super().__init__("stored reply")
+        self.reply = Reply(status, body, ResultCode(code) if code else ResultCode.OK)
+
+
+class Gateway:
+    """Runs one terminal request to a reply; holds no per-transaction state."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+        self.refids = RefIds(deps.settings.gateway_region)
+
+    async def handle(self, body: bytes) -> tuple[Reply, float]:
+        """Process a request body; returns the reply and the seconds spent waiting for the core."""
+        t0 = time.perf_counter()
+        txn = Txn(received=self.d.now())
+        infno = "????"
+        try:
+            reply = await self._run(txn, body)
+        except Exception:  # a bug: answer INTERNAL with a trace id, never card data
+            trace_id = self.refids.next(self.d.now())
+            log.exception("INTERNAL trace_id=%s trace=%s", trace_id, txn.trace)
+            out = Outcome(ResultCode.INTERNAL, f"internal error, trace id {trace_id}")
+            reply = build_reply(out, txn.verified, trace_id, txn.received, self.d.now())
+        if txn.env is not None:
+            infno = txn.env.infno
+        m = self.d.metrics
+        total = time.perf_counter() - t0
+        m.requests.labels(infno, reply.code.value).inc()
+        m.request_seconds.labels(infno).observe(total)
+        m.gateway_seconds.labels(infno).observe(max(0.0, total - txn.core_s))
+        if log.isEnabledFor(logging.INFO):
+            env = txn.env
+            log.info(
+                "txn infno=%s msgid=%s psam=%s card=%s result=%s trace=%s",
+                infno, env.msgid if env else "-", env.safe.psam_no if env else "-",
+                mask(env.safe.card_sn) if env else "-", reply.code.value, ",".join(txn.trace),
+            )
+        return reply, txn.core_s
+
+    async def _run(self, txn: Txn, body: bytes) -> Reply:
+        try:
+            outcome = await self._authenticate(txn, body)
+            if outcome is None:
+                outcome = await self._execute(txn)
+        except StoredReply as stored:
+            txn.trace.append("stored")
+            return stored.reply
+        except Declined as exc:
+            outcome = Outcome(exc.decline.code, exc.decline.message, exc.decline.output)
+        except GatewayError as exc:
+            outcome = Outcome(exc.code, str(exc))
+        txn.trace.append(outcome.code.value)
+        now = self.d.now()
+        reply = build_reply(outcome, txn.verified, self.refids.next(now), txn.received, now)
+        if txn.journal_id is not None:
+            await self.d.store.complete(
+                txn.journal_id, reply.body, reply.status,
+                None if outcome.code is ResultCode.OK else outcome.code.value, txn.effects,
+            )
+        return reply
+
+    async def _authenticate(self, txn: Txn, body: bytes) -> Outcome | None:
+        """Envelope, registry, sign-in, cryptograms and idempotency. Returns an outcome to stop early."""
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Declined(ResultCode.MALFORMED, "body: not valid UTF-8 JSON") from None
+        env = txn.env = parse_envelope(obj)
+        txn.inp = parse_input(env)
+        txn.trace.append("decode")
+        await self._registry_and_session(txn, env)
+        txn.verified = verify(env, mac_amount(env), self.d.keys)
+        txn.trace.append("mac")
+        return await self._idempotency(txn, env, obj)
+
+    async def _registry_and_session(self, txn: Txn, env: Envelope) -> None:
+        store = self.d.store
+        inst = await store.institution(env.fixmedins_code)
+        if inst is None:
+            raise Declined(ResultCode.PSAM_UNKNOWN, f"institution {env.fixmedins_code} is not registered")
+        txn.institution = inst
+        psam = await store.psam(env.safe.psam_no)
+        if psam is None or psam.fixmedins_code != env.fixmedins_code:
+            raise Declined(
+                ResultCode.PSAM_UNKNOWN, f"PSAM {env.safe.psam_no} is not registered to {env.fixmedins_code}"
+            )
+        if psam.status != "ACTIVE":
+            raise Declined(ResultCode.PSAM_REVOKED, f"PSAM {env.safe.psam_no} is revoked")
+        if env.infno == "9001":
+            return
+        if env.sign_no is None:
+            raise Declined(ResultCode.NOT_SIGNED_IN, "sign_no is required: sign in with 9001 first")
+        sess = await store.session(env.sign_no)
+        if sess is None:
+            raise Declined(ResultCode.NOT_SIGNED_IN, "sign_no is unknown: sign in with 9001")
+        if sess.psam_no != env.safe.psam_no or sess.fixmedins_code != env.fixmedins_code:
+            raise Declined(ResultCode.NOT_SIGNED_IN, "sign_no belongs to another PSAM or institution")
+        if sess.signed_out:
+            raise Declined(ResultCode.NOT_SIGNED_IN, "sign_no was signed out: sign in again")
+        if sess.expires_at <= txn.received:
+            raise Declined(ResultCode.NOT_SIGNED_IN, "sign_no has expired: sign in again")
+
+    async def _idempotency(self, txn: Txn, env: Envelope, obj: object) -> Outcome | None:
+        """Claim (fixmedins_code, msgid) or answer from the journal (SPEC §5.2)."""
+        canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.sha256(canonical).digest()
+        store = self.d.store
+        claim = await store.claim(
+            env.fixmedins_code, env.msgid, env.infno, env.safe.psam_no, env.safe.card_sn, digest,
+            canonical.decode(),
+        )
+        if isinstance(claim, Claimed):
+            txn.journal_id = claim.journal_id
+            txn.trace.append("claim")
+            return None
+        if claim.same_content and not claim.done:
+            wait = 2 * self.d.settings.core_timeout_s + 2.0
+            claim = await store.wait_done(env.fixmedins_code, env.msgid, digest, wait)
+        if not claim.same_content:
+            raise Declined(ResultCode.MSGID_CONFLICT, f"msgid {env.msgid} was already used with other content")
+        if not claim.done or claim.response is None:
+            raise Declined(
+                ResultCode.OVERLOADED, f"msgid {env.msgid} is still being processed; retry with the same msgid"
+            )
+        raise StoredReply(claim.response, claim.http_status or 200, claim.err_code)
+
+    async def _execute(self, txn: Txn) -> Outcome:
+        env = txn.env
+        assert env is not None
+        self._check_fresh(txn, env)
+        if env.card_bearing:
+            await self._card_checks(txn, env)
+        else:
+            await self._replay(txn, env, None)
+        return await flows.dispatch(self.d, txn)
+
+    def _check_fresh(self, txn: Txn, env: Envelope) -> None:
+        sent = env.inf_time.replace(tzinfo=self.d.tz)
+        skew = abs((txn.received - sent).total_seconds())
+        if skew > self.d.settings.freshness_s:
+            raise Declined(
+                ResultCode.STALE_REQUEST,
+                f"inf_time is {int(skew)} s from the gateway's clock (window {self.d.settings.freshness_s} s)",
+            )
+
+    async def _replay(self, txn: Txn, env: Envelope, psn_no: str | None) -> tuple[str, str]:
+        g = await self.d.guard.check(
+            env.msgid, env.safe.psam_no, env.safe.tseq, env.safe.card_sn, env.safe.atc, psn_no
+        )
+        txn.trace.append("guard")
+        if g.replay == "UNLOADED":
+            self.d.metrics.blacklist_loaded.set(0)
+            raise Declined(ResultCode.OVERLOADED, "the blacklist is being reloaded; retry in a few seconds")
+        if g.replay == "TSEQ":
+            raise Declined(ResultCode.REPLAY, f"tseq {env.safe.tseq} of PSAM {env.safe.psam_no} was already used")
+        if g.replay == "ATC":
+            raise Declined(ResultCode.REPLAY, f"atc {env.safe.atc} is not above the card's last accepted atc")
+        return g.card_reason, g.person_reason
+
+    async def _card_checks(self, txn: Txn, env: Envelope) -> None:
+        """Replay, blacklist (card, then person), card registry and validity: SPEC §5 order."""
+        assert env.safe.card_sn is not None
+        card = await self.d.store.card(env.safe.card_sn, txn.received.date())
+        card_reason, person_reason = await self._replay(txn, env, card.psn_no if card else None)
+        if not card_reason and card is not None and card.status != "ACTIVE":
+            card_reason = card.status  # the registry agrees with the list; defence in depth
+        if card_reason:
+            raise Declined(
+                ResultCode.CARD_BLACKLISTED, f"card is on the blacklist (reason {card_reason})",
+                {"reason": card_reason},
+            )
+        if card is None:
+            raise Declined(ResultCode.CARD_UNKNOWN, "card is not in the registry")
+        today = txn.received.date()
+        if (card.valid_until and card.valid_until < today) or (card.valid_from and card.valid_from > today):
+            raise Declined(ResultCode.CARD_EXPIRED, f"card is valid until {card.valid_until}")
+        inp = txn.inp
+        card_no = inp.card_no if isinstance(inp, SettleInput) else getattr(inp, "card_no", None)
+        if card_no is not None and card_no.upper() != card.card_no.upper():
+            raise Declined(ResultCode.MALFORMED, "input.data.mdtrt_cert_no: does not match the card's number")
+        if isinstance(inp, SettleInput) and inp.psn_no != card.psn_no:
+            raise Declined(ResultCode.MALFORMED, "input.data.psn_no: is not the card holder")
+        if person_reason:
+            raise Declined(
+                ResultCode.PERSON_NOT_ENTITLED, f"person is not entitled (reason {person_reason})",
+                {"reason": person_reason},
+            )
+        txn.card = card
+        txn.trace.append("card")

@@ -1,0 +1,175 @@
+"""Pre-settlement (2206/2101) and settlement (2207/2102): PIN policy, rules, posting with optimistic
+versioning, default-PIN reservations, and the journal effects of every outcome (SPEC §6.3, §7, §9)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from gateway.domain import pin as pin_policy
+from gateway.domain.codes import ResultCode
+from gateway.domain.core import PersonRecord, Posting
+from gateway.domain.effects import NewSettlement, QueueReversal, ReleaseDefaultPin
+from gateway.domain.envelope import SETTLE
+from gateway.domain.errors import CoreRejected, CoreTimeout, Declined
+from gateway.domain.inputs import SettleInput
+from gateway.domain.money import fen_to_wire
+from gateway.domain.registry import Settlement
+from gateway.pipeline.context import Deps, Txn
+from gateway.pipeline.reply import Outcome
+from rules.policy import NoPolicy
+from rules.pricing import FeeLine, PricedLine, UnknownItem, price_lines
+from rules.split import PersonYear, Split, split
+
+_RETRYABLE = frozenset({"VERSION_CONFLICT", "INSUFFICIENT_BALANCE"})
+MAX_POST_ATTEMPTS = 3
+
+
+def check_amounts(inp: SettleInput) -> None:
+    """Line items must sum to medfee_sumamt, and each line's cnt × pric must match its amount to the fen.
+
+    Raises:
+        Declined: AMOUNT_MISMATCH naming the line.
+    """
+    for i, item in enumerate(inp.items):
+        expect = (item.cnt * item.pric * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        if abs(expect - item.amount) > 1:
+            raise Declined(
+                ResultCode.AMOUNT_MISMATCH,
+                f"input.feedetail[{i}]: cnt × pric = {expect / 100} but det_item_fee_sumamt = {item.amount / 100}",
+            )
+    total = sum(item.amount for item in inp.items)
+    if total != inp.medfee_sumamt:
+        raise Declined(
+            ResultCode.AMOUNT_MISMATCH,
+            f"feedetail sums to {fen_to_wire(total)} but medfee_sumamt is {fen_to_wire(inp.medfee_sumamt)}",
+        )
+
+
+def priced(d: Deps, inp: SettleInput) -> list[PricedLine]:
+    """Catalogue classes and caps for every line."""
+    try:
+        return price_lines(
+            [FeeLine(i.feedetl_sn, i.med_list_codg, i.amount, i.cnt) for i in inp.items], d.catalogue
+        )
+    except UnknownItem as exc:
+        raise Declined(ResultCode.ITEM_UNKNOWN, f"med_list_codg {exc.code} is not in the catalogue") from None
+
+
+def compute(d: Deps, txn: Txn, inp: SettleInput, person: PersonRecord, lines: list[PricedLine],
+            allowance: pin_policy.AccountAllowance) -> Split:
+    """The SPEC §9 split under the policy of (institution region and level, person, med_type)."""
+    inst = txn.institution
+    assert inst is not None
+    try:
+        policy = d.policies.select(
+            inst.region, txn.received.date(), person.insutype, person.psn_type, inp.med_type, inst.level
+        )
+    except NoPolicy as exc:
+        raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"no benefit policy applies: {exc}") from None
+    year = PersonYear(person.inscp_ytd, person.fund_paid_ytd, person.balance)
+    return split(lines, policy, year, acct_limit=allowance.limit)
+
+
+async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
+    """2206/2101 answer the split; 2207/2102 also post it, journaled before the answer."""
+    env, card = txn.env, txn.card
+    assert env is not None and card is not None
+    s = d.settings
+    person = await d.core_call(txn, "person", d.core.person(inp.psn_no, timeout=s.core_read_timeout_s))
+    if person.insutype != inp.insutype:
+        raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"person is not insured under insutype {inp.insutype}")
+    caps = d.policies.pin_caps(card.card_sn[:6])
+    allowance = pin_policy.allowance(env.safe.pin, card.pin_mode, inp.acct_used_flag, caps, card.usage)
+    check_amounts(inp)
+    lines = priced(d, inp)
+    result = compute(d, txn, inp, person, lines, allowance)
+    if env.infno not in SETTLE:
+        return _outcome(txn, inp, person, result, None, person.balance - result.acct_pay)
+    day = txn.received.date()
+    reserved: int | None = None
+    for attempt in range(1, MAX_POST_ATTEMPTS + 1):
+        if allowance.default_pin:
+            if reserved is not None:  # a retry: give back the previous attempt's reservation first
+                await d.store.release_default_pin(card.card_sn, day, reserved)
+            if not await d.store.reserve_default_pin(
+                card.card_sn, day, result.acct_pay, caps.per_day, caps.per_day_count
+            ):
+                raise Declined(ResultCode.DEFAULT_PIN_LIMIT, "default-PIN daily limit reached for this card")
+            reserved = result.acct_pay
+        posting = Posting(
+            env.msgid, env.infno, env.fixmedins_code, inp.psn_no, result.medfee_sumamt, result.inscp_scp_amt,
+            result.fund_pay_sumamt, result.acct_pay, result.psn_cash_pay, person.version,
+            f"{txn.received:%Y-%m-%d %H:%M:%S}",
+        )
+        record = Settlement(
+            env.fixmedins_code, env.msgid, None, env.infno, inp.psn_no, card.card_sn, "UNKNOWN", env.safe.pin,
+            allowance.default_pin, result.medfee_sumamt, result.inscp_scp_amt, result.fund_pay_sumamt,
+            result.acct_pay, result.psn_cash_pay, txn.received,
+        )
+        try:
+            posted = await d.core_call(txn, "post", d.core.post_settlement(posting, timeout=s.core_timeout_s))
+        except CoreTimeout:
+            # Outcome unknown: journal it and owe the core a reversal before the terminal hears -1 (SPEC §5).
+            txn.effects += [NewSettlement(record), QueueReversal(env.fixmedins_code, env.msgid, env.infno, inp.psn_no)]
+            d.metrics.reversals_queued.inc()
+            raise
+        except CoreRejected as exc:
+            if exc.reason in _RETRYABLE and attempt < MAX_POST_ATTEMPTS:
+                # Another settlement for this person moved the account on: recompute against fresh state.
+                person = await d.core_call(txn, "person", d.core.person(inp.psn_no, timeout=s.core_read_timeout_s))
+                result = compute(d, txn, inp, person, lines, allowance)
+                continue
+            _release(txn, card.card_sn, day, reserved)
+            raise
+        except Exception:
+            _release(txn, card.card_sn, day, reserved)
+            raise
+        txn.effects.append(
+            NewSettlement(
+                Settlement(**{**_fields(record), "setl_id": posted.setl_id, "state": "POSTED"})
+            )
+        )
+        return _outcome(txn, inp, person, result, posted.setl_id, posted.balc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _fields(s: Settlement) -> dict[str, Any]:
+    return {name: getattr(s, name) for name in Settlement.__dataclass_fields__}
+
+
+def _release(txn: Txn, card_sn: str, day: Any, reserved: int | None) -> None:
+    if reserved is not None:
+        txn.effects.append(ReleaseDefaultPin(card_sn, day, reserved))
+
+
+def _outcome(
+    txn: Txn, inp: SettleInput, person: PersonRecord, r: Split, setl_id: str | None, balc: int
+) -> Outcome:
+    env = txn.env
+    assert env is not None
+    w = fen_to_wire
+    fund_type = "310100" if person.insutype == "310" else "390100"
+    setlinfo: dict[str, Any] = {}
+    if setl_id is not None:
+        setlinfo["setl_id"] = setl_id
+    setlinfo.update(
+        psn_no=person.psn_no, psn_name=person.psn_name, insutype=person.insutype, psn_type=person.psn_type,
+        med_type=inp.med_type, setl_time=f"{txn.received:%Y-%m-%d %H:%M:%S}", medfee_sumamt=w(r.medfee_sumamt),
+        fulamt_ownpay_amt=w(r.fulamt_ownpay_amt), overlmt_selfpay=w(r.overlmt_selfpay),
+        preselfpay_amt=w(r.preselfpay_amt), inscp_scp_amt=w(r.inscp_scp_amt), act_pay_dedc=w(r.act_pay_dedc),
+        hifp_pay=w(r.hifp_pay), fund_pay_sumamt=w(r.fund_pay_sumamt), psn_part_amt=w(r.psn_part_amt),
+        acct_pay=w(r.acct_pay), psn_cash_pay=w(r.psn_cash_pay), hosp_part_amt=w(r.hosp_part_amt), balc=w(balc),
+        medins_setl_id=env.msgid,
+    )
+    if inp.mdtrt_id:
+        setlinfo["mdtrt_id"] = inp.mdtrt_id
+    output = {
+        "setlinfo": setlinfo,
+        "setldetail": [{"fund_pay_type": fund_type, "fund_payamt": w(r.hifp_pay)}],
+        "pin_settlement": {
+            "pin_mode": txn.card.pin_mode if txn.card else None, "pin": env.safe.pin,
+            "acct_pay_capped": r.acct_pay_capped,
+        },
+    }
+    return Outcome(output=output, acct=r.acct_pay, cash=r.psn_cash_pay, fund=r.fund_pay_sumamt)

@@ -1,0 +1,122 @@
+"""Settings: one frozen object, loaded once from an optional TOML file with the environment overriding it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.domain.errors import ConfigError
+
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/onecard"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the gateway needs to start; secrets only through the environment or the key file."""
+
+    pg_dsn: str = DEFAULT_PG_DSN
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_prefix: str = "onecard:"
+    core_url: str = "http://127.0.0.1:8090"
+    core_timeout_s: float = 3.0
+    core_read_timeout_s: float = 1.5
+    core_pool_size: int = 100
+    dev_mode: bool = False
+    keys_file: str | None = None
+    keys_json: str | None = field(default=None, repr=False)
+    freshness_s: int = 300
+    sign_ttl_s: int = 86_400
+    timezone: str = "Asia/Shanghai"
+    max_body_bytes: int = 256 * 1024
+    gateway_region: str = "330200"
+    policy_file: str | None = None
+    catalogue_file: str | None = None
+    world_file: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
+    pg_pool_min: int = 2
+    pg_pool_max: int = 20
+
+
+# environment variable → (field, parser)
+_ENV: dict[str, tuple[str, type]] = {
+    "ONECARD_PG_DSN": ("pg_dsn", str),
+    "ONECARD_REDIS_URL": ("redis_url", str),
+    "ONECARD_REDIS_PREFIX": ("redis_prefix", str),
+    "ONECARD_CORE_URL": ("core_url", str),
+    "ONECARD_CORE_TIMEOUT_S": ("core_timeout_s", float),
+    "ONECARD_DEV": ("dev_mode", bool),
+    "ONECARD_KEYS_FILE": ("keys_file", str),
+    "ONECARD_KEYS": ("keys_json", str),
+    "ONECARD_FRESHNESS_S": ("freshness_s", int),
+    "ONECARD_SIGN_TTL_S": ("sign_ttl_s", int),
+    "ONECARD_TIMEZONE": ("timezone", str),
+    "ONECARD_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "ONECARD_REGION": ("gateway_region", str),
+    "ONECARD_POLICY_FILE": ("policy_file", str),
+    "ONECARD_CATALOGUE_FILE": ("catalogue_file", str),
+    "ONECARD_ADMIN_TOKEN": ("admin_token", str),
+}
+
+_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any, kind: str, errors: list[str]) -> Any:
+    try:
+        if "bool" in kind:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError("expected true/false")
+        if "int" in kind:
+            return int(value)
+        if "float" in kind:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        errors.append(f"{name}: {exc}")
+        return None
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] = os.environ, **overrides: Any) -> Settings:
+    """Settings from TOML (optional), then environment, then explicit overrides (CLI flags).
+
+    Raises:
+        ConfigError: listing every bad field.
+    """
+    values: dict[str, Any] = {}
+    errors: list[str] = []
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read settings file {path}: {exc}") from None
+        for key, value in raw.items():
+            if key not in _TYPES:
+                errors.append(f"{key}: unknown setting")
+            else:
+                values[key] = _coerce(key, value, str(_TYPES[key]), errors)
+    for env, (name, _) in _ENV.items():
+        if env in environ:
+            values[name] = _coerce(env, environ[env], str(_TYPES[name]), errors)
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = value
+    s = replace(Settings(), **values) if not errors else Settings()
+    if s.freshness_s <= 0:
+        errors.append("freshness_s: must be positive")
+    if s.max_body_bytes < 1024:
+        errors.append("max_body_bytes: must be at least 1024")
+    if len(s.gateway_region) != 6 or not s.gateway_region.isdigit():
+        errors.append("gateway_region: must be 6 digits")
+    if errors:
+        raise ConfigError("bad settings: " + "; ".join(errors))
+    return s
