@@ -76,13 +76,13 @@ class FsiCore:
             await self._session.close()
             self._session = None
 
-    async def person(self, psn_no: str, *, timeout: float) -> PersonRecord:  # noqa: ASYNC109 - port signature
+    async def person(self, psn_no: str, *, timeout: float) -> PersonRecord:
         """Current state of a person (1101). Raises CoreUnavailable, CoreRejected."""
         msgid = f"{self._sender_code}{_now():%Y%m%d%H%M%S}{next(self._seq) % 10000:04d}"
         data = {"psn_no": psn_no}
         return await self._call("1101", msgid, self._sender_code, data, _person, seconds=timeout, write=False)
 
-    async def post_settlement(self, posting: Posting, *, timeout: float) -> Posted:  # noqa: ASYNC109
+    async def post_settlement(self, posting: Posting, *, timeout: float) -> Posted:
         """Post a settlement (2207); a retry of the same msgid gets the first receipt.
 
         Raises CoreUnavailable, CoreTimeout, CoreRejected.
@@ -102,7 +102,7 @@ class FsiCore:
             "2207", posting.msgid, posting.fixmedins_code, data, _posted, seconds=timeout, write=True
         )
 
-    async def cancel_settlement(self, cancel: Cancellation, *, timeout: float) -> Cancelled:  # noqa: ASYNC109
+    async def cancel_settlement(self, cancel: Cancellation, *, timeout: float) -> Cancelled:
         """Cancel a posted settlement (2208). Raises CoreUnavailable, CoreTimeout, CoreRejected."""
         data = {
             "setl_id": cancel.setl_id,
@@ -114,7 +114,7 @@ class FsiCore:
             "2208", cancel.msgid, cancel.fixmedins_code, data, _cancelled, seconds=timeout, write=True
         )
 
-    async def reverse(self, reversal: Reversal, *, timeout: float) -> Reversed:  # noqa: ASYNC109
+    async def reverse(self, reversal: Reversal, *, timeout: float) -> Reversed:
         """Undo `omsgid` (2601) whether or not the core had it; idempotent.
 
         Raises CoreUnavailable, CoreTimeout, CoreRejected.

@@ -41,8 +41,17 @@ async def load_world(pool: asyncpg.Pool, world: Mapping[str, Any], source: str =
             " status = EXCLUDED.status, alg = EXCLUDED.alg, kv = EXCLUDED.kv, valid_from = EXCLUDED.valid_from,"
             " valid_until = EXCLUDED.valid_until",
             [
-                (c["card_sn"], c["card_no"], c["psn_no"], c["pin_mode"], c["status"], c["alg"], int(c["kv"]),
-                 _d(c.get("valid_from")), _d(c.get("valid_until")))
+                (
+                    c["card_sn"],
+                    c["card_no"],
+                    c["psn_no"],
+                    c["pin_mode"],
+                    c["status"],
+                    c["alg"],
+                    int(c["kv"]),
+                    _d(c.get("valid_from")),
+                    _d(c.get("valid_until")),
+                )
                 for c in cards
             ],
         )
@@ -75,7 +84,9 @@ async def set_card_entry(pool: asyncpg.Pool, card_sn: str, reason: str | None, s
     await pool.execute(
         "INSERT INTO blacklist_cards (card_sn, reason, source) VALUES ($1, $2, $3) ON CONFLICT (card_sn)"
         " DO UPDATE SET reason = EXCLUDED.reason, source = EXCLUDED.source, updated_at = now()",
-        card_sn, reason, source,
+        card_sn,
+        reason,
+        source,
     )
     return True
 
@@ -87,6 +98,8 @@ async def set_person_entry(pool: asyncpg.Pool, psn_no: str, reason: str | None, 
     await pool.execute(
         "INSERT INTO blacklist_persons (psn_no, reason, source) VALUES ($1, $2, $3) ON CONFLICT (psn_no)"
         " DO UPDATE SET reason = EXCLUDED.reason, source = EXCLUDED.source, updated_at = now()",
-        psn_no, reason, source,
+        psn_no,
+        reason,
+        source,
     )
     return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -18,29 +17,9 @@ from gateway.domain.effects import (
     ReleaseDefaultPin,
     SetSettlementState,
 )
+from gateway.domain.journal import Claimed, ClaimResult, Existing
 from gateway.domain.pin import DefaultPinUsage
 from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """This request owns the idempotency key; `journal_id` completes it."""
-
-    journal_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Existing:
-    """The key was already used: by the same content or not, done (with its response) or still pending."""
-
-    same_content: bool
-    done: bool
-    response: bytes | None
-    http_status: int | None
-    err_code: str | None = None
-
-
-ClaimResult = Claimed | Existing
 
 
 class _TtlCache:
@@ -164,13 +143,21 @@ class PgStore:
         """End a session."""
         self._sess.drop(sign_no)
         await self.pool.execute(
-            "UPDATE sign_sessions SET signed_out_at = $2 WHERE sign_no = $1 AND signed_out_at IS NULL", sign_no, at
+            "UPDATE sign_sessions SET signed_out_at = $2 WHERE sign_no = $1 AND signed_out_at IS NULL",
+            sign_no,
+            at,
         )
 
     # journal --------------------------------------------------------------------------------------
     async def claim(
-        self, fixmedins_code: str, msgid: str, infno: str, psam_no: str, card_sn: str | None,
-        content_hash: bytes, request_json: str,
+        self,
+        fixmedins_code: str,
+        msgid: str,
+        infno: str,
+        psam_no: str,
+        card_sn: str | None,
+        content_hash: bytes,
+        request_json: str,
     ) -> ClaimResult:
         """Take the idempotency key (SPEC §5.2) or report who has it.
 
@@ -180,7 +167,13 @@ class PgStore:
             "INSERT INTO journal (fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) ON CONFLICT (fixmedins_code, msgid) DO NOTHING"
             " RETURNING id",
-            fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request_json,
+            fixmedins_code,
+            msgid,
+            infno,
+            psam_no,
+            card_sn,
+            content_hash,
+            request_json,
         )
         if jid is not None:
             return Claimed(jid)
@@ -191,17 +184,19 @@ class PgStore:
         r = await self.pool.fetchrow(
             "SELECT content_hash, state, response, http_status, err_code FROM journal"
             " WHERE fixmedins_code = $1 AND msgid = $2",
-            fixmedins_code, msgid,
+            fixmedins_code,
+            msgid,
         )
         assert r is not None, "claim lost a committed row"
         return Existing(
-            bytes(r["content_hash"]) == content_hash, r["state"] == "DONE",
-            None if r["response"] is None else bytes(r["response"]), r["http_status"], r["err_code"],
+            bytes(r["content_hash"]) == content_hash,
+            r["state"] == "DONE",
+            None if r["response"] is None else bytes(r["response"]),
+            r["http_status"],
+            r["err_code"],
         )
 
-    async def wait_done(
-        self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float
-    ) -> Existing:
+    async def wait_done(self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float) -> Existing:
         """Poll a PENDING key until its owner completes it or `max_wait` passes."""
         deadline = time.monotonic() + max_wait
         delay = 0.005
@@ -213,7 +208,11 @@ class PgStore:
             delay = min(delay * 2, 0.1)
 
     async def complete(
-        self, journal_id: int, response: bytes, http_status: int, err_code: str | None,
+        self,
+        journal_id: int,
+        response: bytes,
+        http_status: int,
+        err_code: str | None,
         effects: Sequence[Effect] = (),
     ) -> None:
         """Store the response and apply the effects in one transaction; commits before the answer leaves."""
@@ -223,7 +222,10 @@ class PgStore:
             await conn.execute(
                 "UPDATE journal SET state = 'DONE', response = $2, http_status = $3, err_code = $4,"
                 " completed_at = now() WHERE id = $1",
-                journal_id, response, http_status, err_code,
+                journal_id,
+                response,
+                http_status,
+                err_code,
             )
 
     # settlements ----------------------------------------------------------------------------------
@@ -236,7 +238,8 @@ class PgStore:
         """A settlement by the institution's msgid."""
         r = await self.pool.fetchrow(
             f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE fixmedins_code = $1 AND msgid = $2",
-            fixmedins_code, msgid,
+            fixmedins_code,
+            msgid,
         )
         return None if r is None else _settlement(r)
 
@@ -244,28 +247,33 @@ class PgStore:
         """The settlement a cancel message cancelled."""
         r = await self.pool.fetchrow(
             f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE fixmedins_code = $1 AND cancel_msgid = $2",
-            fixmedins_code, cancel_msgid,
+            fixmedins_code,
+            cancel_msgid,
         )
         return None if r is None else _settlement(r)
 
     async def transition(self, fixmedins_code: str, msgid: str, from_state: str, to_state: str) -> bool:
         """Compare-and-set a settlement's state; False when it was not in `from_state`."""
         done = await self.pool.fetchval(
-            "UPDATE settlements SET state = $4 WHERE fixmedins_code = $1 AND msgid = $2 AND state = $3"
-            " RETURNING true",
-            fixmedins_code, msgid, from_state, to_state,
+            "UPDATE settlements SET state = $4 WHERE fixmedins_code = $1 AND msgid = $2 AND state = $3 RETURNING true",
+            fixmedins_code,
+            msgid,
+            from_state,
+            to_state,
         )
         return bool(done)
 
-    async def reserve_default_pin(
-        self, card_sn: str, day: date, acct: int, per_day: int, per_day_count: int
-    ) -> bool:
+    async def reserve_default_pin(self, card_sn: str, day: date, acct: int, per_day: int, per_day_count: int) -> bool:
         """Atomically count one default-PIN settlement and its account debit, within the day's caps."""
         ok = await self.pool.fetchval(
             "INSERT INTO default_pin_usage AS u (card_sn, day, count, acct_sum) VALUES ($1, $2, 1, $3)"
             " ON CONFLICT (card_sn, day) DO UPDATE SET count = u.count + 1, acct_sum = u.acct_sum + $3"
             " WHERE u.count < $5 AND u.acct_sum + $3 <= $4 RETURNING true",
-            card_sn, day, acct, per_day, per_day_count,
+            card_sn,
+            day,
+            acct,
+            per_day,
+            per_day_count,
         )
         return bool(ok)
 
@@ -278,7 +286,9 @@ class PgStore:
         rows = await self.pool.fetch(
             f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE fixmedins_code = $1"
             " AND setl_time >= $2 AND setl_time < $3 ORDER BY setl_time, msgid",
-            fixmedins_code, begin, end,
+            fixmedins_code,
+            begin,
+            end,
         )
         return [_settlement(r) for r in rows]
 
@@ -289,26 +299,50 @@ async def _apply(conn: asyncpg.Connection | asyncpg.Pool, eff: Effect) -> None:
         await conn.execute(
             f"INSERT INTO settlements ({_SETTLEMENT_COLS}) VALUES"
             " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            s.fixmedins_code, s.msgid, s.setl_id, s.infno, s.psn_no, s.card_sn, s.state, s.pin, s.default_pin,
-            s.medfee_sumamt, s.inscp_scp_amt, s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.setl_time,
-            s.cancel_msgid, s.cancel_setl_id,
+            s.fixmedins_code,
+            s.msgid,
+            s.setl_id,
+            s.infno,
+            s.psn_no,
+            s.card_sn,
+            s.state,
+            s.pin,
+            s.default_pin,
+            s.medfee_sumamt,
+            s.inscp_scp_amt,
+            s.fund_pay_sumamt,
+            s.acct_pay,
+            s.psn_cash_pay,
+            s.setl_time,
+            s.cancel_msgid,
+            s.cancel_setl_id,
         )
     elif isinstance(eff, SetSettlementState):
         await conn.execute(
             "UPDATE settlements SET state = $3, cancel_msgid = coalesce($4, cancel_msgid),"
             " cancel_setl_id = coalesce($5, cancel_setl_id), cancelled_at = coalesce($6, cancelled_at)"
             " WHERE fixmedins_code = $1 AND msgid = $2",
-            eff.fixmedins_code, eff.msgid, eff.state, eff.cancel_msgid, eff.cancel_setl_id, eff.cancelled_at,
+            eff.fixmedins_code,
+            eff.msgid,
+            eff.state,
+            eff.cancel_msgid,
+            eff.cancel_setl_id,
+            eff.cancelled_at,
         )
     elif isinstance(eff, QueueReversal):
         await conn.execute(
             "INSERT INTO reversal_queue (fixmedins_code, omsgid, oinfno, psn_no) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (fixmedins_code, omsgid) DO NOTHING",
-            eff.fixmedins_code, eff.omsgid, eff.oinfno, eff.psn_no,
+            eff.fixmedins_code,
+            eff.omsgid,
+            eff.oinfno,
+            eff.psn_no,
         )
     else:
         await conn.execute(
             "UPDATE default_pin_usage SET count = greatest(count - 1, 0), acct_sum = greatest(acct_sum - $3, 0)"
             " WHERE card_sn = $1 AND day = $2",
-            eff.card_sn, eff.day, eff.acct,
+            eff.card_sn,
+            eff.day,
+            eff.acct,
         )

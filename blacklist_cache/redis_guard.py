@@ -8,9 +8,10 @@ hashes `bl:card` (card_sn → reason) and `bl:psn` (psn_no → reason): O(1) loo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
+
+from gateway.domain.journal import GuardResult
 
 # KEYS: tseq, atc, bl:card, bl:psn, bl:loaded   ARGV: msgid, ttl, atc, card_sn ('' = card-less), psn_no
 _CHECK = """
@@ -33,16 +34,6 @@ return {'OK', '', creason or '', preason or ''}
 """
 
 
-@dataclass(frozen=True, slots=True)
-class GuardResult:
-    """Outcome of the combined check: 'TSEQ'/'ATC' replay or 'UNLOADED' lists, else reasons ('' = clear)."""
-
-    replay: str | None
-    detail: str
-    card_reason: str
-    person_reason: str
-
-
 class RedisGuard:
     """Freshness/replay (SPEC §5.1) and blacklist (SPEC §8.1) state in Redis."""
 
@@ -61,7 +52,11 @@ class RedisGuard:
         """Record (psam_no, tseq) and the card's ATC unless replayed, and read both blacklist entries."""
         p = self.prefix
         keys = [
-            f"{p}tseq:{psam_no}:{tseq}", f"{p}atc:{card_sn or ''}", self.card_key, self.psn_key, self.loaded_key
+            f"{p}tseq:{psam_no}:{tseq}",
+            f"{p}atc:{card_sn or ''}",
+            self.card_key,
+            self.psn_key,
+            self.loaded_key,
         ]
         res = await self._check(keys=keys, args=[msgid, self.tseq_ttl, atc, card_sn or "", psn_no or ""])
         kind, detail, creason, preason = (x.decode() if isinstance(x, bytes) else str(x) for x in res)

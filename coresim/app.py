@@ -32,7 +32,8 @@ log = logging.getLogger("coresim")
 
 def create_app(state: CoreState, *, faults: FaultConfig | None = None) -> web.Application:
     """The simulator app over `state` (callService plus the /healthz and /sim admin endpoints)."""
-    app = web.Application(client_max_size=4 * 1024 * 1024)
+    # Large enough for POST /sim/persons with a whole seed world.
+    app = web.Application(client_max_size=256 * 1024 * 1024)
     app[STATE] = state
     app[FAULTS] = Faults(faults)
     app.router.add_post(CALL_SERVICE, protocol.call_service)

@@ -168,10 +168,7 @@ class CoreState:
             raise Refusal("MALFORMED", "oinfno must be 2207, 2102, 2208 or 2103")
         receipt = self.reversed.get(req.omsgid)
         if receipt is None:
-            if req.oinfno in SETTLE_INFNOS:
-                was_posted = self._reverse_settlement(req)
-            else:
-                was_posted = self._reverse_cancel(req)
+            was_posted = self._reverse_settlement(req) if req.oinfno in SETTLE_INFNOS else self._reverse_cancel(req)
             receipt = ReverseReceipt(req.omsgid, req.oinfno, was_posted)
             self.reversed[req.omsgid] = receipt
         self.reversals[msgid] = ReversalRecord(msgid, req, receipt, _stamp(self._clock()))

@@ -110,13 +110,22 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             app[PG_POOL] = pool
             app[GUARD] = guard
             deps = Deps(
-                settings=s, tz=ZoneInfo(s.timezone), store=PgStore(pool), guard=guard, core=core,
-                keys=CardKeyCache(keys), policies=policies, catalogue=catalogue, metrics=app[METRICS],
+                settings=s,
+                tz=ZoneInfo(s.timezone),
+                store=PgStore(pool),
+                guard=guard,
+                core=core,
+                keys=CardKeyCache(keys),
+                policies=policies,
+                catalogue=catalogue,
+                metrics=app[METRICS],
             )
             app[GATEWAY] = Gateway(deps)
             if s.dev_mode:
-                log.warning("DEVELOPMENT MODE: development keys accepted%s",
-                            "; admin API open without a token" if s.admin_token is None else "")
+                log.warning(
+                    "DEVELOPMENT MODE: development keys accepted%s",
+                    "; admin API open without a token" if s.admin_token is None else "",
+                )
             watcher = asyncio.create_task(_watch_blacklist(pool, guard, app[METRICS]))
             yield
             watcher.cancel()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Protocol
 
 from gateway.domain.core import (
@@ -13,6 +15,9 @@ from gateway.domain.core import (
     Reversal,
     Reversed,
 )
+from gateway.domain.effects import Effect
+from gateway.domain.journal import ClaimResult, Existing, GuardResult
+from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
 
 
 class InsuranceCore(Protocol):
@@ -43,4 +48,61 @@ class InsuranceCore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+class Store(Protocol):
+    """Registry, sign-in sessions, the journal and settlements (PostgreSQL: `adapters.pg_store.PgStore`)."""
+
+    async def institution(self, code: str) -> Institution | None: ...
+    async def psam(self, psam_no: str) -> Psam | None: ...
+    async def card(self, card_sn: str, day: date) -> Card | None: ...
+    async def create_session(
+        self, sign_no: str, fixmedins_code: str, psam_no: str, opter_no: str, at: datetime, expires: datetime
+    ) -> None: ...
+    async def session(self, sign_no: str) -> SignSession | None: ...
+    async def sign_out(self, sign_no: str, at: datetime) -> None: ...
+    async def claim(
+        self,
+        fixmedins_code: str,
+        msgid: str,
+        infno: str,
+        psam_no: str,
+        card_sn: str | None,
+        content_hash: bytes,
+        request_json: str,
+    ) -> ClaimResult:
+        """Take the idempotency key or report who has it (SPEC §5.2)."""
+        ...
+
+    async def wait_done(self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float) -> Existing: ...
+    async def complete(
+        self,
+        journal_id: int,
+        response: bytes,
+        http_status: int,
+        err_code: str | None,
+        effects: Sequence[Effect] = (),
+    ) -> None:
+        """Store the response and apply the effects atomically, before the answer leaves."""
+        ...
+
+    async def settlement_by_setl_id(self, setl_id: str) -> Settlement | None: ...
+    async def settlement_by_msgid(self, fixmedins_code: str, msgid: str) -> Settlement | None: ...
+    async def settlement_by_cancel_msgid(self, fixmedins_code: str, cancel_msgid: str) -> Settlement | None: ...
+    async def transition(self, fixmedins_code: str, msgid: str, from_state: str, to_state: str) -> bool: ...
+    async def reserve_default_pin(
+        self, card_sn: str, day: date, acct: int, per_day: int, per_day_count: int
+    ) -> bool: ...
+    async def release_default_pin(self, card_sn: str, day: date, acct: int) -> None: ...
+    async def settlements_between(self, fixmedins_code: str, begin: datetime, end: datetime) -> list[Settlement]: ...
+
+
+class Guard(Protocol):
+    """Replay state and blacklist lookups in one round trip (Redis: `blacklist_cache.redis_guard.RedisGuard`)."""
+
+    async def check(
+        self, msgid: str, psam_no: str, tseq: int, card_sn: str | None, atc: int, psn_no: str | None
+    ) -> GuardResult:
+        """Record (psam_no, tseq) and the ATC unless replayed; read both blacklist entries."""
         ...

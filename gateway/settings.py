@@ -86,7 +86,9 @@ def _coerce(name: str, value: Any, kind: str, errors: list[str]) -> Any:
         return None
 
 
-def load_settings(path: str | Path | None = None, environ: Mapping[str, str] = os.environ, **overrides: Any) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] = os.environ, **overrides: Any
+) -> Settings:
     """Settings from TOML (optional), then environment, then explicit overrides (CLI flags).
 
     Raises:
@@ -107,9 +109,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] = o
     for env, (name, _) in _ENV.items():
         if env in environ:
             values[name] = _coerce(env, environ[env], str(_TYPES[name]), errors)
-    for key, value in overrides.items():
-        if value is not None:
-            values[key] = value
+    values.update({key: value for key, value in overrides.items() if value is not None})
     s = replace(Settings(), **values) if not errors else Settings()
     if s.freshness_s <= 0:
         errors.append("freshness_s: must be positive")

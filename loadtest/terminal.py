@@ -43,7 +43,14 @@ class SimCard:
     @classmethod
     def from_world(cls, card: dict[str, Any]) -> SimCard:
         """A card of a seed world."""
-        return cls(card["card_sn"], card["card_no"], card["psn_no"], card["alg"], int(card["kv"]), int(card.get("atc", 0)))
+        return cls(
+            card["card_sn"],
+            card["card_no"],
+            card["psn_no"],
+            card["alg"],
+            int(card["kv"]),
+            int(card.get("atc", 0)),
+        )
 
 
 @dataclass
@@ -62,8 +69,13 @@ class Built:
         safe = self.body["dev_safe_info"]
         dt14 = self.body["inf_time"].replace("-", "").replace(":", "").replace(" ", "")
         data = crypto.mac2_data(
-            fen(setl.get("acct_pay", 0)), fen(setl.get("psn_cash_pay", 0)), fen(setl.get("fund_pay_sumamt", 0)),
-            self.body["infno"], safe["psam_no"], dt14, int(response["infcode"]),
+            fen(setl.get("acct_pay", 0)),
+            fen(setl.get("psn_cash_pay", 0)),
+            fen(setl.get("fund_pay_sumamt", 0)),
+            self.body["infno"],
+            safe["psam_no"],
+            dt14,
+            int(response["infcode"]),
         )
         return crypto.pboc_mac(self.alg, self.session_key, data).hex().upper()
 
@@ -77,8 +89,17 @@ class Terminal:
     """A HIS/POS terminal with a PSAM: numbers its messages and raises tseq on every request."""
 
     def __init__(
-        self, fixmedins_code: str, fixmedins_name: str, psam_no: str, *, region: str | None = None,
-        keys: dict[KeyId, bytes] | None = None, tseq: int = 0, tz: tzinfo = SHANGHAI, alg: str = "3DES", kv: int = 1,
+        self,
+        fixmedins_code: str,
+        fixmedins_name: str,
+        psam_no: str,
+        *,
+        region: str | None = None,
+        keys: dict[KeyId, bytes] | None = None,
+        tseq: int = 0,
+        tz: tzinfo = SHANGHAI,
+        alg: str = "3DES",
+        kv: int = 1,
     ) -> None:
         self.fixmedins_code = fixmedins_code
         self.fixmedins_name = fixmedins_name
@@ -97,8 +118,15 @@ class Terminal:
         return f"{self.fixmedins_code}{now:%Y%m%d%H%M%S}{next(self._seq) % 10000:04d}"
 
     def build(
-        self, infno: str, inp: dict[str, Any], *, card: SimCard | None = None, pin: str = "NONE",
-        amount_fen: int = 0, now: datetime | None = None, msgid: str | None = None,
+        self,
+        infno: str,
+        inp: dict[str, Any],
+        *,
+        card: SimCard | None = None,
+        pin: str = "NONE",
+        amount_fen: int = 0,
+        now: datetime | None = None,
+        msgid: str | None = None,
         insuplc_admdvs: str | None = None,
     ) -> Built:
         """A complete request with a valid security block; raises the card's ATC and the PSAM's tseq."""
@@ -124,7 +152,9 @@ class Terminal:
         dpk = crypto.derive_key(alg, pur, f1, f2)
         atc = card.atc if card is not None else 0
         sk = crypto.session_key(alg, dpk, rand, atc, self.tseq)
-        safe["mac"] = crypto.pboc_mac(alg, sk, crypto.mac1_data(amount_fen, infno, self.psam_no, dt14, pin)).hex().upper()
+        safe["mac"] = (
+            crypto.pboc_mac(alg, sk, crypto.mac1_data(amount_fen, infno, self.psam_no, dt14, pin)).hex().upper()
+        )
         if card is not None:
             dtk = crypto.derive_key(alg, self.keys[(alg, kv, Purpose.TAC)], f1, f2)
             td = crypto.tac_data(amount_fen, infno, self.psam_no, self.tseq, atc, dt14)
@@ -163,8 +193,16 @@ class Terminal:
         return self.build("1101", {"data": data}, card=card, pin=pin, **kw)
 
     def settle(
-        self, infno: str, card: SimCard, items: list[tuple[str, str, str]], *, pin: str = "VERIFIED",
-        insutype: str = "310", med_type: str | None = None, acct_used_flag: str = "1", **kw: Any,
+        self,
+        infno: str,
+        card: SimCard,
+        items: list[tuple[str, str, str]],
+        *,
+        pin: str = "VERIFIED",
+        insutype: str = "310",
+        med_type: str | None = None,
+        acct_used_flag: str = "1",
+        **kw: Any,
     ) -> Built:
         """2206/2207/2101/2102 with fee lines (med_list_codg, cnt, pric as text)."""
         lines = []
@@ -172,14 +210,24 @@ class Terminal:
         for i, (code, cnt, pric) in enumerate(items, 1):
             amt = int((Decimal(cnt) * Decimal(pric) * 100).to_integral_value())
             total += amt
-            lines.append({
-                "feedetl_sn": f"{i:04d}", "med_list_codg": code, "cnt": float(Decimal(cnt)),
-                "pric": float(Decimal(pric)), "det_item_fee_sumamt": yuan(amt),
-            })
+            lines.append(
+                {
+                    "feedetl_sn": f"{i:04d}",
+                    "med_list_codg": code,
+                    "cnt": float(Decimal(cnt)),
+                    "pric": float(Decimal(pric)),
+                    "det_item_fee_sumamt": yuan(amt),
+                }
+            )
         data = {
-            "psn_no": card.psn_no, "mdtrt_cert_type": "03", "mdtrt_cert_no": card.card_no, "card_sn": card.card_sn,
-            "med_type": med_type or ("41" if infno in ("2101", "2102") else "11"), "medfee_sumamt": yuan(total),
-            "insutype": insutype, "acct_used_flag": acct_used_flag,
+            "psn_no": card.psn_no,
+            "mdtrt_cert_type": "03",
+            "mdtrt_cert_no": card.card_no,
+            "card_sn": card.card_sn,
+            "med_type": med_type or ("41" if infno in ("2101", "2102") else "11"),
+            "medfee_sumamt": yuan(total),
+            "insutype": insutype,
+            "acct_used_flag": acct_used_flag,
         }
         return self.build(infno, {"data": data, "feedetail": lines}, card=card, pin=pin, amount_fen=total, **kw)
 

@@ -205,9 +205,7 @@ class _CardMaker:
         self.serials: set[int] = set()
         self.numbers: set[str] = set()
 
-    def make(
-        self, person: dict[str, Any], *, alg: str, start: date, status: str = "ACTIVE"
-    ) -> dict[str, Any]:
+    def make(self, person: dict[str, Any], *, alg: str, start: date, status: str = "ACTIVE") -> dict[str, Any]:
         rng = self.rng
         r = rng.random
         serial = rng.getrandbits(64)

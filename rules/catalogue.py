@@ -81,8 +81,7 @@ class Catalogue:
                 continue
             if item.med_list_codg in seen:
                 problems.add(
-                    f"record {index} ({item.med_list_codg}): med_list_codg duplicates record "
-                    f"{seen[item.med_list_codg]}"
+                    f"record {index} ({item.med_list_codg}): med_list_codg duplicates record {seen[item.med_list_codg]}"
                 )
                 continue
             seen[item.med_list_codg] = index

@@ -12,9 +12,7 @@ from rules._fields import Problems, Ratio, fen_problem, parse_fen, parse_ratio, 
 
 SCOPES = frozenset({"visit", "year"})
 Band = tuple[int | None, Ratio]  # (upper bound of cumulative in-scope cost in fen, or None; fund share)
-POLICY_KEYS = frozenset(
-    {"name", "b_selfpay", "annual_cap", "deductible_scope", "deductible", "bands", "ratio"}
-)
+POLICY_KEYS = frozenset({"name", "b_selfpay", "annual_cap", "deductible_scope", "deductible", "bands", "ratio"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +117,7 @@ def parse_policy(
         if key not in data:
             problems.add(f"{where}: {key} is required")
     name = problems.parse(text, data.get("name", default_name), "name", where)
-    share = (
-        problems.parse(parse_ratio, data["b_selfpay"], "b_selfpay", where) if "b_selfpay" in data else None
-    )
+    share = problems.parse(parse_ratio, data["b_selfpay"], "b_selfpay", where) if "b_selfpay" in data else None
     cap = problems.parse(parse_fen, data["annual_cap"], "annual_cap", where) if "annual_cap" in data else None
     ded = problems.parse(parse_fen, data["deductible"], "deductible", where) if "deductible" in data else None
     scope = data.get("deductible_scope")

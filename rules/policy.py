@@ -48,9 +48,7 @@ class PolicyRule:
         fields = (self.insutype, self.psn_type, self.med_type, self.level)
         return (self.region != ANY_REGION) + sum(f is not None for f in fields)
 
-    def matches(
-        self, region: str, on: dt.date, insutype: str, psn_type: str, med_type: str, level: int
-    ) -> bool:
+    def matches(self, region: str, on: dt.date, insutype: str, psn_type: str, med_type: str, level: int) -> bool:
         """Whether this rule applies to the key."""
         return (
             self.region in (ANY_REGION, region)
@@ -72,9 +70,7 @@ class PolicyBook:
         self.rules: tuple[PolicyRule, ...] = tuple(rules)
         self._caps = dict(pin_caps)
 
-    def select(
-        self, region: str, on: dt.date, insutype: str, psn_type: str, med_type: str, level: int
-    ) -> Policy:
+    def select(self, region: str, on: dt.date, insutype: str, psn_type: str, med_type: str, level: int) -> Policy:
         """The most specific matching rule's Policy; ties: later effective_from, then the earlier rule.
 
         Raises:
@@ -155,9 +151,7 @@ def _parse_rule(raw: object, problems: Problems, where: str) -> PolicyRule | Non
     assert policy is not None
     assert region is not None
     assert start is not None
-    return PolicyRule(
-        policy, region, start, end, codes["insutype"], codes["psn_type"], codes["med_type"], levels
-    )
+    return PolicyRule(policy, region, start, end, codes["insutype"], codes["psn_type"], codes["med_type"], levels)
 
 
 def _opt(

@@ -50,9 +50,7 @@ class PricedLine:
     med_list_codg: str = ""
 
     def __post_init__(self) -> None:
-        problems = [
-            f"{n} {p}" for n in ("amount", "cap") if (p := fen_problem(getattr(self, n), optional=n == "cap"))
-        ]
+        problems = [f"{n} {p}" for n in ("amount", "cap") if (p := fen_problem(getattr(self, n), optional=n == "cap"))]
         if self.cls not in CLASSES:
             problems.append(f"cls must be A, B or C, got {self.cls!r}")
         if self.b_selfpay is not None and (p := ratio_problem(self.b_selfpay)):
@@ -78,7 +76,5 @@ def price_lines(lines: Sequence[FeeLine], catalogue: Catalogue) -> list[PricedLi
         if item is None:
             raise UnknownItem(line.med_list_codg)
         cap = None if item.price_cap is None else line_cap(item.price_cap, line.cnt)
-        out.append(
-            PricedLine(item.cls, line.amount, cap, item.b_selfpay, line.feedetl_sn, line.med_list_codg)
-        )
+        out.append(PricedLine(item.cls, line.amount, cap, item.b_selfpay, line.feedetl_sn, line.med_list_codg))
     return out

@@ -165,9 +165,7 @@ def _half_up(value: Fraction) -> int:
     return q + 1 if 2 * r >= value.denominator else q
 
 
-def split(
-    lines: Sequence[PricedLine], policy: Policy, person: PersonYear, *, acct_limit: int | None
-) -> Split:
+def split(lines: Sequence[PricedLine], policy: Policy, person: PersonYear, *, acct_limit: int | None) -> Split:
     """Split a bill between fund, personal account and cash (SPEC §9).
 
     acct_limit: None = no limit beyond balance and personal part; 0 = no account payment (acct_used_flag "0",
@@ -182,9 +180,7 @@ def split(
     # Both scopes reduce to the segment [Y + act_pay_dedc, Y + inscp] on the cumulative in-scope axis; for
     # year scope that equals SPEC §9's [max(D, Y), Y + inscp] (empty when D is not reached).
     low, high = person.inscp_ytd + dedc, person.inscp_ytd + inscp
-    fund = min(
-        _half_up(banded_fund(low, high, policy.bands)), max(0, policy.annual_cap - person.fund_paid_ytd)
-    )
+    fund = min(_half_up(banded_fund(low, high, policy.bands)), max(0, policy.annual_cap - person.fund_paid_ytd))
     hosp = 0
     psn_part = medfee - fund - hosp
     room = min(person.balance, psn_part)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from loadtest.world import generate, write_world
 
 PG_ADMIN = os.environ.get("ONECARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ONECARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TODAY = date.today()
+TODAY = date.today()  # noqa: DTZ011 - card validity is a local calendar date, as the gateway sees it
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +75,15 @@ def world_file(world: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
 def settings(pg_dsn: str, redis_prefix: str, core_url: str, world_file: Path) -> Settings:
     """Gateway settings for the session (development keys, real services)."""
     return Settings(
-        pg_dsn=pg_dsn, redis_url=REDIS_URL, redis_prefix=redis_prefix, core_url=core_url, dev_mode=True,
-        world_file=str(world_file), admin_token="test-admin-token", core_timeout_s=1.0, core_read_timeout_s=1.0,
+        pg_dsn=pg_dsn,
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+        core_url=core_url,
+        dev_mode=True,
+        world_file=str(world_file),
+        admin_token="test-admin-token",
+        core_timeout_s=1.0,
+        core_read_timeout_s=1.0,
     )
 
 
@@ -114,14 +121,22 @@ class Fleet:
             t = Terminal(inst["fixmedins_code"], inst["fixmedins_name"], psam["psam_no"])
             self.terminals[psam["psam_no"]] = t
         if sign_in and t.sign_no is None:
-            status, resp, _ = await self.call(t.sign_in())
+            _status, resp, _ = await self.call(t.sign_in())
             assert resp["infcode"] == 0, resp
             t.sign_no = resp["output"]["signinoutb"]["sign_no"]
         return t
 
-    def card(self, *, alg: str | None = None, pin_mode: str | None = None, status: str = "ACTIVE",
-             insutype: str | None = None, person_status: str = "ACTIVE", min_balance: int = 0,
-             expired: bool = False) -> tuple[SimCard, dict[str, Any]]:
+    def card(
+        self,
+        *,
+        alg: str | None = None,
+        pin_mode: str | None = None,
+        status: str = "ACTIVE",
+        insutype: str | None = None,
+        person_status: str = "ACTIVE",
+        min_balance: int = 0,
+        expired: bool = False,
+    ) -> tuple[SimCard, dict[str, Any]]:
         """An unused card matching the filters, with its person (each test gets its own)."""
         for c in self.world["cards"]:
             p = self.persons[c["psn_no"]]
@@ -143,9 +158,9 @@ class Fleet:
 
 
 @pytest.fixture(scope="session")
-def fleet(world: dict[str, Any], client: TestClient[Any, Any]) -> Iterator[Fleet]:
+def fleet(world: dict[str, Any], client: TestClient[Any, Any]) -> Fleet:
     """The session's terminals and cards."""
-    yield Fleet(world, client)
+    return Fleet(world, client)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ class Alg(StrEnum):
 
 PIN_BYTE = {"NONE": 0x00, "VERIFIED": 0x01, "DEFAULT": 0x02}
 
-_ECB = modes.ECB()
+_ECB = modes.ECB()  # noqa: S305 - SPEC §4.2 diversification and session keys are single-block ECB
 
 
 def _ecb(alg: Alg, key: bytes, data: bytes) -> bytes:
@@ -120,16 +120,25 @@ def mac1_data(amount_fen: int, infno: str, psam_no: str, dt14: str, pin: str) ->
 def tac_data(amount_fen: int, infno: str, psam_no: str, tseq: int, atc: int, dt14: str) -> bytes:
     """AMT ‖ TYPE ‖ TERM ‖ TSEQ ‖ ATC ‖ DT."""
     return (
-        amount_fen.to_bytes(4, "big") + bcd(infno) + bcd(psam_no)
-        + tseq.to_bytes(4, "big") + atc.to_bytes(2, "big") + bcd(dt14)
+        amount_fen.to_bytes(4, "big")
+        + bcd(infno)
+        + bcd(psam_no)
+        + tseq.to_bytes(4, "big")
+        + atc.to_bytes(2, "big")
+        + bcd(dt14)
     )
 
 
 def mac2_data(acct: int, cash: int, fund: int, infno: str, psam_no: str, dt14: str, infcode: int) -> bytes:
     """ACCT ‖ CASH ‖ FUND ‖ TYPE ‖ TERM ‖ DT ‖ INFCODE (signed)."""
     return (
-        acct.to_bytes(4, "big") + cash.to_bytes(4, "big") + fund.to_bytes(4, "big")
-        + bcd(infno) + bcd(psam_no) + bcd(dt14) + infcode.to_bytes(4, "big", signed=True)
+        acct.to_bytes(4, "big")
+        + cash.to_bytes(4, "big")
+        + fund.to_bytes(4, "big")
+        + bcd(infno)
+        + bcd(psam_no)
+        + bcd(dt14)
+        + infcode.to_bytes(4, "big", signed=True)
     )
 
 

@@ -173,7 +173,16 @@ def parse_security(raw: dict[str, Any], card_bearing: bool) -> SecurityBlock:
         atc = req_int(raw, "atc", p, 0, 65535)
         tac = bytes.fromhex(req_match(raw, "tac", p, _HEX8, "8 hex digits"))
         return SecurityBlock(
-            psam_no, tseq, Alg(alg_s), kv, pin, mac, card_sn=card_sn.upper(), card_rand=card_rand, atc=atc, tac=tac
+            psam_no,
+            tseq,
+            Alg(alg_s),
+            kv,
+            pin,
+            mac,
+            card_sn=card_sn.upper(),
+            card_rand=card_rand,
+            atc=atc,
+            tac=tac,
         )
     if pin != "NONE":
         raise malformed(p + "pin", 'must be "NONE" for a card-less transaction')

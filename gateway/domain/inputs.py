@@ -25,6 +25,7 @@ _MSGID = re.compile(r"[0-9A-Za-z]{12}[0-9]{14}[0-9A-Za-z]{4}")
 _FLAG = re.compile(r"[01]")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_LINES = 2000
+ZERO = Fen(0)
 
 
 def amount(obj: dict[str, Any], key: str, path: str) -> Fen:
@@ -102,7 +103,7 @@ class SettleInput:
     card_no: str
     card_sn: str = field(repr=False)
     med_type: str = ""
-    medfee_sumamt: Fen = Fen(0)
+    medfee_sumamt: Fen = ZERO
     insutype: str = ""
     acct_used_flag: bool = False
     mdtrt_id: str | None = None

@@ -64,7 +64,7 @@ def ratio_of(text: str) -> tuple[int, int]:
     dec = Decimal(text)
     if not dec.is_finite() or dec < 0:
         raise ValueError(f"ratio {text!r} must be a non-negative number")
-    sign, digits, exp = dec.as_tuple()
+    _sign, digits, exp = dec.as_tuple()
     assert isinstance(exp, int)
     num = int("".join(map(str, digits)) or "0")
     if exp >= 0:

@@ -10,7 +10,7 @@ from gateway.domain.errors import Declined
 
 
 class DefaultPinCaps(Protocol):
-    """Default-PIN caps of a region (policy data, `rules.policy.PinCaps`): fen per transaction and day, count."""
+    """Default-PIN caps of a region (policy data, `rules.policy.PinCaps`): fen per txn and per day, count."""
 
     @property
     def per_txn(self) -> int: ...

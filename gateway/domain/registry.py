@@ -1,4 +1,4 @@
-"""Registry rows and journal records the pipeline works with (institutions, PSAMs, cards, sessions, settlements)."""
+"""Registry rows and journal records the pipeline works with: institutions, PSAMs, cards, sessions, settlements."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from gateway.domain.pin import DefaultPinUsage
+
+NO_USAGE = DefaultPinUsage()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ class Card:
     kv: int = 1
     valid_from: date | None = None
     valid_until: date | None = None
-    usage: DefaultPinUsage = DefaultPinUsage()
+    usage: DefaultPinUsage = NO_USAGE
 
     @property
     def masked(self) -> str:

@@ -14,13 +14,20 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "onecard_requests", "Terminal requests by transaction and outcome", ["infno", "err_code"], registry=r
+            "onecard_requests",
+            "Terminal requests by transaction and outcome",
+            ["infno", "err_code"],
+            registry=r,
         )
         self.request_seconds = Histogram(
             "onecard_request_seconds", "Whole request time", ["infno"], buckets=_BUCKETS, registry=r
         )
         self.gateway_seconds = Histogram(
-            "onecard_gateway_seconds", "Gateway's own time (core excluded)", ["infno"], buckets=_BUCKETS, registry=r
+            "onecard_gateway_seconds",
+            "Gateway's own time (core excluded)",
+            ["infno"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.core_seconds = Histogram(
             "onecard_core_seconds", "Insurance-core call time", ["op"], buckets=_BUCKETS, registry=r

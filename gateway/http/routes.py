@@ -29,7 +29,9 @@ async def call_service(request: web.Request) -> web.Response:
     reply, core_s = await gw.handle(body)
     us = int((time.perf_counter() - t0 - core_s) * 1e6)
     return web.Response(
-        body=reply.body, status=reply.status, content_type="application/json",
+        body=reply.body,
+        status=reply.status,
+        content_type="application/json",
         headers={LATENCY_HEADER: str(max(us, 0))},
     )
 
@@ -38,13 +40,19 @@ def _too_large(request: web.Request, limit: int, t0: float) -> web.Response:
     gw = request.app[GATEWAY]
     now = gw.d.now()
     reply = build_reply(
-        Outcome(ResultCode.TOO_LARGE, f"body is larger than {limit} bytes"), None, gw.refids.next(now), now, now
+        Outcome(ResultCode.TOO_LARGE, f"body is larger than {limit} bytes"),
+        None,
+        gw.refids.next(now),
+        now,
+        now,
     )
     gw.d.metrics.requests.labels("????", ResultCode.TOO_LARGE.value).inc()
     us = int((time.perf_counter() - t0) * 1e6)
     # The unread body stays on the socket: close the connection rather than drain up to gigabytes.
     return web.Response(
-        body=reply.body, status=reply.status, content_type="application/json",
+        body=reply.body,
+        status=reply.status,
+        content_type="application/json",
         headers={LATENCY_HEADER: str(us), "Connection": "close"},
     )
 

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TypeVar
 
-from adapters.pg_store import PgStore
-from blacklist_cache.redis_guard import RedisGuard
 from gateway.domain.effects import Effect
 from gateway.domain.envelope import Envelope
 from gateway.domain.inputs import Input
@@ -17,7 +15,7 @@ from gateway.domain.keys import CardKeyCache
 from gateway.domain.registry import Card, Institution
 from gateway.domain.security import Verified
 from gateway.http.metrics import Metrics
-from gateway.ports import InsuranceCore
+from gateway.ports import Guard, InsuranceCore, Store
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
@@ -47,8 +45,8 @@ class Deps:
 
     settings: Settings
     tz: tzinfo
-    store: PgStore
-    guard: RedisGuard
+    store: Store
+    guard: Guard
     core: InsuranceCore
     keys: CardKeyCache
     policies: PolicyBook

@@ -13,9 +13,9 @@ import time
 import orjson
 
 from gateway.domain.codes import ResultCode
-from adapters.pg_store import Claimed
 from gateway.domain.envelope import Envelope, parse_envelope
 from gateway.domain.errors import Declined, GatewayError
+from gateway.domain.journal import Claimed
 from gateway.domain.inputs import SettleInput, mac_amount, parse_input
 from gateway.domain.registry import mask
 from gateway.domain.security import verify

@@ -19,7 +19,7 @@ from gateway.pipeline.context import Deps, Txn
 from gateway.pipeline.reply import Outcome
 from rules.policy import NoPolicy
 from rules.pricing import FeeLine, PricedLine, UnknownItem, price_lines
-from rules.split import PersonYear, Split, split
+from rules.split import PersonYear, Split, fund_details, split
 
 _RETRYABLE = frozenset({"VERSION_CONFLICT", "INSUFFICIENT_BALANCE"})
 MAX_POST_ATTEMPTS = 3
@@ -85,7 +85,7 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
     lines = priced(d, inp)
     result = compute(d, txn, inp, person, lines, allowance)
     if env.infno not in SETTLE:
-        return _outcome(txn, inp, person, result, None, person.balance - result.acct_pay)
+        return _outcome(txn, inp, person, result, None, person.balance - result.acct_pay, allowance.default_pin)
     day = txn.received.date()
     reserved: int | None = None
     for attempt in range(1, MAX_POST_ATTEMPTS + 1):
@@ -130,7 +130,7 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
                 Settlement(**{**_fields(record), "setl_id": posted.setl_id, "state": "POSTED"})
             )
         )
-        return _outcome(txn, inp, person, result, posted.setl_id, posted.balc)
+        return _outcome(txn, inp, person, result, posted.setl_id, posted.balc, allowance.default_pin)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -144,12 +144,11 @@ def _release(txn: Txn, card_sn: str, day: Any, reserved: int | None) -> None:
 
 
 def _outcome(
-    txn: Txn, inp: SettleInput, person: PersonRecord, r: Split, setl_id: str | None, balc: int
+    txn: Txn, inp: SettleInput, person: PersonRecord, r: Split, setl_id: str | None, balc: int, default_pin: bool
 ) -> Outcome:
     env = txn.env
     assert env is not None
     w = fen_to_wire
-    fund_type = "310100" if person.insutype == "310" else "390100"
     setlinfo: dict[str, Any] = {}
     if setl_id is not None:
         setlinfo["setl_id"] = setl_id
@@ -166,10 +165,13 @@ def _outcome(
         setlinfo["mdtrt_id"] = inp.mdtrt_id
     output = {
         "setlinfo": setlinfo,
-        "setldetail": [{"fund_pay_type": fund_type, "fund_payamt": w(r.hifp_pay)}],
+        "setldetail": [
+            {"fund_pay_type": kind, "fund_payamt": w(amt)} for kind, amt in fund_details(r, person.insutype)
+        ],
         "pin_settlement": {
             "pin_mode": txn.card.pin_mode if txn.card else None, "pin": env.safe.pin,
-            "acct_pay_capped": r.acct_pay_capped,
+            # SPEC §7: true when the default-PIN caps held part of the account payment back into cash.
+            "acct_pay_capped": default_pin and r.acct_pay_capped,
         },
     }
     return Outcome(output=output, acct=r.acct_pay, cash=r.psn_cash_pay, fund=r.fund_pay_sumamt)

@@ -58,9 +58,7 @@ class TestFsiCoreMethods:
             await core.person("404", timeout=T)
         assert info.value.reason == "PERSON_NOT_FOUND"
 
-    async def test_post_returns_receipt_and_a_retry_gets_the_same(
-        self, core: FsiCore, msgids: Msgids
-    ) -> None:
+    async def test_post_returns_receipt_and_a_retry_gets_the_same(self, core: FsiCore, msgids: Msgids) -> None:
         """post_settlement() returns setl_id, balance and version; the same msgid again returns the same."""
         msgid = msgids()
         first = await core.post_settlement(posting(msgid), timeout=T)
@@ -95,9 +93,7 @@ class TestFsiCoreMethods:
         )
         assert done.balc == 50000
         with pytest.raises(CoreRejected) as again:
-            await core.cancel_settlement(
-                Cancellation(msgids(), "2208", HOSPITAL, RICH, posted.setl_id), timeout=T
-            )
+            await core.cancel_settlement(Cancellation(msgids(), "2208", HOSPITAL, RICH, posted.setl_id), timeout=T)
         assert again.value.reason == "ALREADY_CANCELLED"
 
     async def test_reverse_posted_and_never_posted(self, core: FsiCore, msgids: Msgids) -> None:
@@ -150,9 +146,7 @@ class TestFsiCoreFaults:
             await asyncio.sleep(0.05)
         assert [s["msgid"] for s in (await sim.settlements())["settlements"]] == [msgid]
 
-    async def test_reversal_overtaking_a_hung_post_wins(
-        self, sim: Sim, core: FsiCore, msgids: Msgids
-    ) -> None:
+    async def test_reversal_overtaking_a_hung_post_wins(self, sim: Sim, core: FsiCore, msgids: Msgids) -> None:
         """A reversal that overtakes a hung posting wins: the late posting is refused, nothing posts."""
         await sim.set_faults(timeout_rate=1, hang_s=0.3)
         msgid = msgids()
@@ -172,9 +166,7 @@ class TestFsiCoreFaults:
         with pytest.raises(CoreUnavailable):
             await core.person(RICH, timeout=0.1)
 
-    async def test_dropped_reply_is_outcome_unknown_but_posted(
-        self, sim: Sim, core: FsiCore, msgids: Msgids
-    ) -> None:
+    async def test_dropped_reply_is_outcome_unknown_but_posted(self, sim: Sim, core: FsiCore, msgids: Msgids) -> None:
         """A connection closed after the core acted is CoreTimeout, and the core did post."""
         await sim.set_faults(drop_after_post_rate=1)
         msgid = msgids()

@@ -28,9 +28,7 @@ async def post(sim: Sim, msgid: str, **kw: Any) -> dict[str, Any]:
 
 
 class TestPersonQuery:
-    async def test_1101_returns_person_balance_accumulators_and_version(
-        self, sim: Sim, msgids: Msgids
-    ) -> None:
+    async def test_1101_returns_person_balance_accumulators_and_version(self, sim: Sim, msgids: Msgids) -> None:
         """1101 answers the person with balance and accumulators as yuan numbers, and the version."""
         reply = await sim.call("1101", msgids(), {"psn_no": RICH})
         assert reply["infcode"] == 0
@@ -103,9 +101,7 @@ class TestPosting:
         person = await sim.person(POOR)
         assert (person["balance"], person["version"]) == ("10.00", 1)
 
-    @pytest.mark.parametrize(
-        ("psn_no", "reason"), [(SUSPENDED, "PERSON_SUSPENDED"), ("404", "PERSON_NOT_FOUND")]
-    )
+    @pytest.mark.parametrize(("psn_no", "reason"), [(SUSPENDED, "PERSON_SUSPENDED"), ("404", "PERSON_NOT_FOUND")])
     async def test_posting_for_unentitled_person_is_refused(
         self, sim: Sim, msgids: Msgids, psn_no: str, reason: str
     ) -> None:
@@ -113,9 +109,7 @@ class TestPosting:
         reply = await post(sim, msgids(), psn_no=psn_no)
         assert (reply["infcode"], reply["err_code"]) == (-2, reason)
 
-    async def test_concurrent_postings_on_one_version_let_exactly_one_win(
-        self, sim: Sim, msgids: Msgids
-    ) -> None:
+    async def test_concurrent_postings_on_one_version_let_exactly_one_win(self, sim: Sim, msgids: Msgids) -> None:
         """Twenty concurrent postings against version 1 of one person: one posts, the rest conflict."""
         replies = await asyncio.gather(*(post(sim, msgids()) for _ in range(20)))
         assert sorted(r["err_code"] or "OK" for r in replies) == ["OK"] + ["VERSION_CONFLICT"] * 19
@@ -127,9 +121,7 @@ class TestCancel:
     async def test_cancel_restores_account_and_accumulators(self, sim: Sim, msgids: Msgids) -> None:
         """2208 refunds the account and takes the amounts back out of the year's totals."""
         setl_id = (await post(sim, msgids()))["output"]["setlinfo"]["setl_id"]
-        reply = await sim.call(
-            "2208", msgids(), {"setl_id": setl_id, "psn_no": RICH, "fixmedins_code": HOSPITAL}
-        )
+        reply = await sim.call("2208", msgids(), {"setl_id": setl_id, "psn_no": RICH, "fixmedins_code": HOSPITAL})
         assert reply["infcode"] == 0, reply
         info = reply["output"]["setlinfo"]
         assert info["orig_setl_id"] == setl_id
@@ -172,9 +164,7 @@ class TestReversal:
     async def reverse(self, sim: Sim, msgid: str, omsgid: str, oinfno: str = "2207") -> dict[str, Any]:
         return await sim.call("2601", msgid, {"psn_no": RICH, "omsgid": omsgid, "oinfno": oinfno})
 
-    async def test_reversal_of_posted_settlement_restores_and_is_idempotent(
-        self, sim: Sim, msgids: Msgids
-    ) -> None:
+    async def test_reversal_of_posted_settlement_restores_and_is_idempotent(self, sim: Sim, msgids: Msgids) -> None:
         """Reversing a posted settlement restores the person; repeating it (any msgid) changes nothing."""
         omsgid = msgids()
         await post(sim, omsgid)

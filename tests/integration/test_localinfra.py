@@ -116,9 +116,7 @@ class TestConfigured:
     async def test_dead_postgres_dsn_fails_clearly(self, workdir: Path) -> None:
         """A configured DSN that does not answer raises InfraUnavailable naming it, password masked."""
         dsn = "postgresql://app:secret@127.0.0.1:1/onecard"
-        with pytest.raises(
-            InfraUnavailable, match=r"configured PostgreSQL .*app:\*\*\*@127\.0\.0\.1:1"
-        ) as err:
+        with pytest.raises(InfraUnavailable, match=r"configured PostgreSQL .*app:\*\*\*@127\.0\.0\.1:1") as err:
             await ensure_postgres(dsn, workdir)
         assert "secret" not in str(err.value)
         assert not await asyncio.to_thread((workdir / "pg").exists)

@@ -90,7 +90,13 @@ class TestCases:
             assert crypto.pboc_mac(alg, crypto.tac_key(alg, dtk), td) == H(case["tac"])
         r = case["response"]
         m2 = crypto.mac2_data(
-            r["acct_pay"], r["psn_cash_pay"], r["fund_pay_sumamt"], inp["infno"], inp["psam_no"], dt, r["infcode"]
+            r["acct_pay"],
+            r["psn_cash_pay"],
+            r["fund_pay_sumamt"],
+            inp["infno"],
+            inp["psam_no"],
+            dt,
+            r["infcode"],
         )
         assert m2 == H(case["mac2_data"])
         assert crypto.pboc_mac(alg, sk, m2) == H(case["mac2"])

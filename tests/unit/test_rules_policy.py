@@ -1,4 +1,4 @@
-"""The policy book (selection, dates, errors, PIN caps), Policy parsing, the catalogue, and the shipped data."""
+"""Policy book (selection, dates, errors, PIN caps), Policy parsing, the catalogue and the shipped data."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 from importlib.resources import files
+from typing import ClassVar
 
 import pytest
 
@@ -255,7 +256,12 @@ class TestPinCaps:
 
 
 class TestCatalogue:
-    RECORD = {"med_list_codg": "X1", "name": "阿莫西林胶囊 0.25g*24粒", "class": "B", "price": "12.50"}
+    RECORD: ClassVar[dict[str, str]] = {
+        "med_list_codg": "X1",
+        "name": "阿莫西林胶囊 0.25g*24粒",
+        "class": "B",
+        "price": "12.50",
+    }
 
     def test_record_parses_yuan_strings(self):
         """Prices and caps are fen, b_selfpay an exact ratio; kind defaults to drug."""
@@ -318,7 +324,7 @@ class TestShippedData:
                         assert policy.deductible_scope == ("visit" if med == "21" else "year")
 
     def test_policy_toml_banded_and_dated_rules(self):
-        """The tertiary employee inpatient table is banded 75/77/79%; 2023 has its own rule; fallbacks exist."""
+        """Tertiary employee inpatient is banded 75/77/79%; 2023 has its own rule; fallbacks exist."""
         b = PolicyBook.from_toml((DATA / "policy.toml").read_text(encoding="utf-8"))
         p = b.select("330200", D(2024, 6, 1), "310", "11", "21", 3)
         assert p.bands == ((2_000_000, (75, 100)), (5_000_000, (77, 100)), (None, (79, 100)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import ClassVar
 
 import pytest
 from hypothesis import given, settings
@@ -37,7 +38,12 @@ class TestLines:
     def test_class_c_is_fully_self_paid_even_with_a_cap(self):
         """Class C lines go wholly to fulamt_ownpay_amt; their cap is irrelevant."""
         r = split([a_line(50_000, "C", cap=10_000)], make_policy(), NOBODY, acct_limit=None)
-        assert (r.fulamt_ownpay_amt, r.overlmt_selfpay, r.preselfpay_amt, r.inscp_scp_amt) == (50_000, 0, 0, 0)
+        assert (r.fulamt_ownpay_amt, r.overlmt_selfpay, r.preselfpay_amt, r.inscp_scp_amt) == (
+            50_000,
+            0,
+            0,
+            0,
+        )
 
     def test_class_a_above_cap(self):
         """An A line's excess over its cap is over-limit self-pay, the rest in scope, no B share."""
@@ -71,7 +77,14 @@ class TestLines:
 class TestPriceLines:
     CAT = Catalogue.from_records(
         [
-            {"med_list_codg": "B1", "name": "b", "class": "B", "price": "3.33", "price_cap": "3.33", "b_selfpay": "0.2"},
+            {
+                "med_list_codg": "B1",
+                "name": "b",
+                "class": "B",
+                "price": "3.33",
+                "price_cap": "3.33",
+                "b_selfpay": "0.2",
+            },
             {"med_list_codg": "A1", "name": "a", "class": "A", "price": "1.00"},
         ]
     )
@@ -80,7 +93,14 @@ class TestPriceLines:
         """3.33 per unit x 1.5 = 4.995 yuan rounds half-up to a 5.00 line cap; no cap stays None."""
         lines = [FeeLine("1", "B1", 600, Decimal("1.5")), FeeLine("2", "A1", 300, Decimal(3))]
         b, a = price_lines(lines, self.CAT)
-        assert (b.cls, b.amount, b.cap, b.b_selfpay, b.feedetl_sn, b.med_list_codg) == ("B", 600, 500, (2, 10), "1", "B1")
+        assert (b.cls, b.amount, b.cap, b.b_selfpay, b.feedetl_sn, b.med_list_codg) == (
+            "B",
+            600,
+            500,
+            (2, 10),
+            "1",
+            "B1",
+        )
         assert (a.cls, a.cap, a.b_selfpay) == ("A", None, None)
 
     def test_unknown_code(self):
@@ -201,7 +221,7 @@ class TestAccount:
 
 
 class TestSplitValue:
-    GOOD = dict(
+    GOOD: ClassVar[dict[str, object]] = dict(
         medfee_sumamt=100,
         fulamt_ownpay_amt=10,
         overlmt_selfpay=0,
@@ -223,7 +243,13 @@ class TestSplitValue:
 
     @pytest.mark.parametrize(
         "change",
-        [{"medfee_sumamt": 101}, {"psn_part_amt": 41}, {"psn_cash_pay": 11}, {"hifp_pay": 59}, {"acct_pay": -1}],
+        [
+            {"medfee_sumamt": 101},
+            {"psn_part_amt": 41},
+            {"psn_cash_pay": 11},
+            {"hifp_pay": 59},
+            {"acct_pay": -1},
+        ],
     )
     def test_broken_identity_raises_value_error(self, change):
         """Any broken identity or negative amount raises ValueError."""
@@ -240,7 +266,7 @@ class TestSplitValue:
             fund_details(r, "999")
 
 
-# ---- property tests against an independent Decimal oracle -------------------------------------------------
+# Property tests compare with an independent Decimal oracle.
 
 RATIO_TEXT = st.integers(0, 100).map(lambda n: str(Decimal(n) / 100))
 
@@ -285,10 +311,8 @@ def oracle(lines, policy, person):
         num, den = line.b_selfpay or policy.b_selfpay
         inscp += rest - (half_up(Decimal(rest) * num / den) if line.cls == "B" else 0)
     y, d = person.inscp_ytd, policy.deductible
-    if policy.deductible_scope == "visit":
-        low = y + min(d, inscp)
-    else:
-        low = max(d, y)  # SPEC §9 wording for the year scope
+    # Visit scope: this visit's deductible comes first; year scope: SPEC §9's wording [max(D, Y), Y + inscp].
+    low = y + min(d, inscp) if policy.deductible_scope == "visit" else max(d, y)
     high = y + inscp
     total, lower = Decimal(0), 0
     for upper, (num, den) in policy.bands:

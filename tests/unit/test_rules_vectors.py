@@ -61,7 +61,12 @@ class TestSettlementVectors:
     def test_split_through_catalogue(self, case):
         """The same bill priced from a catalogue (cap per unit, cnt 1) gives the same split."""
         records = [
-            {"med_list_codg": f"T{n:04d}", "name": f"item {n}", "class": line["class"], "price": line["amount"]}
+            {
+                "med_list_codg": f"T{n:04d}",
+                "name": f"item {n}",
+                "class": line["class"],
+                "price": line["amount"],
+            }
             | ({"price_cap": line["price_cap"]} if "price_cap" in line else {})
             for n, line in enumerate(case["lines"], start=1)
         ]

@@ -1,0 +1,228 @@
+"""The `onecard` command as an operator runs it: seed, migrate, serve (keys policy), core-sim, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import PG_ADMIN, REDIS_URL
+
+ONECARD = [sys.executable, "-m", "gateway"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ONECARD, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, seconds: float = 30) -> tuple[int, bytes]:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class TestSeed:
+    def test_seed_is_deterministic(self, tmp_path: Path):
+        """Two runs with the same arguments write byte-identical worlds."""
+        a = run("seed", "--persons", "50", "--seed", "3", "--out", str(tmp_path / "a"))
+        b = run("seed", "--persons", "50", "--seed", "3", "--out", str(tmp_path / "b"))
+        assert a.returncode == 0, a.stderr
+        assert b.returncode == 0, b.stderr
+        wa = (tmp_path / "a" / "world.json").read_bytes()
+        assert wa == (tmp_path / "b" / "world.json").read_bytes()
+        world = json.loads(wa)
+        assert len(world["persons"]) == 50
+        assert {"institutions", "persons", "cards", "catalogue"} <= world.keys()
+
+    def test_seed_refuses_zero_persons(self, tmp_path: Path):
+        """A bad argument is a clear error, not a traceback."""
+        r = run("seed", "--persons", "0", "--out", str(tmp_path))
+        assert r.returncode == 2
+        assert "--persons" in r.stderr
+        assert "Traceback" not in r.stderr
+
+
+class TestMigrate:
+    async def test_migrate_creates_database_and_is_idempotent(self):
+        """`onecard migrate` creates the database, applies 0001, and a second run applies nothing."""
+        name = f"onecard_cli_{uuid.uuid4().hex[:8]}"
+        dsn = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+        try:
+            first = run("migrate", env={"ONECARD_PG_DSN": dsn})
+            assert first.returncode == 0, first.stderr
+            assert "0001_core.sql" in first.stdout
+            second = run("migrate", env={"ONECARD_PG_DSN": dsn})
+            assert "nothing" in second.stdout
+            conn = await asyncpg.connect(dsn)
+            assert await conn.fetchval("SELECT count(*) FROM schema_migrations") >= 1
+            await conn.close()
+        finally:
+            admin = await asyncpg.connect(PG_ADMIN)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+
+
+class TestServe:
+    def test_development_keys_refused_without_dev(self):
+        """Development keys given as production keys stop the gateway at start-up with a clear message."""
+        keys = json.dumps(
+            [
+                {"alg": "3DES", "kv": 1, "purpose": "PUR", "hex": "404142434445464748494A4B4C4D4E4F"},
+                {"alg": "3DES", "kv": 1, "purpose": "TAC", "hex": "00112233445566778899AABBCCDDEEFF"},
+            ]
+        )
+        r = run("serve", "--port", str(free_port()), env={"ONECARD_KEYS": keys}, timeout=60)
+        assert r.returncode == 2
+        assert "development keys" in r.stderr
+        assert "404142" not in r.stderr  # never print key material
+
+    def test_no_keys_without_dev(self):
+        """Without keys and without --dev the gateway refuses to start."""
+        env = {k: "" for k in ("ONECARD_KEYS", "ONECARD_KEYS_FILE")}
+        r = run("serve", "--port", str(free_port()), env=env, timeout=60)
+        assert r.returncode == 2
+        assert "no master keys" in r.stderr
+
+    @pytest.mark.slow
+    def test_serve_and_core_sim_processes(self, tmp_path: Path):
+        """`onecard core-sim` and `onecard serve --dev --world` run as processes and become ready."""
+        assert run("seed", "--persons", "30", "--seed", "5", "--out", str(tmp_path)).returncode == 0
+        world = str(tmp_path / "world.json")
+        core_port, gw_port = free_port(), free_port()
+        db = f"onecard_cli_{uuid.uuid4().hex[:8]}"
+        env = {
+            **os.environ,
+            "ONECARD_PG_DSN": PG_ADMIN.rsplit("/", 1)[0] + "/" + db,
+            "ONECARD_REDIS_URL": REDIS_URL,
+            "ONECARD_REDIS_PREFIX": f"onecard-cli-{db}:",
+        }
+        core = subprocess.Popen(
+            [*ONECARD, "core-sim", "--port", str(core_port), "--world", world],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        gw = subprocess.Popen(
+            [
+                *ONECARD,
+                "serve",
+                "--dev",
+                "--port",
+                str(gw_port),
+                "--world",
+                world,
+                "--core-url",
+                f"http://127.0.0.1:{core_port}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            status, body = wait_http(f"http://127.0.0.1:{core_port}/healthz")
+            assert status == 200
+            deadline = time.monotonic() + 30
+            while True:
+                status, body = wait_http(f"http://127.0.0.1:{gw_port}/readyz")
+                if status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert status == 200, body
+            assert json.loads(body)["checks"] == {
+                "postgres": "ok",
+                "redis": "ok",
+                "blacklist": "ok",
+                "keys": "ok",
+            }
+            status, metrics = wait_http(f"http://127.0.0.1:{gw_port}/metrics")
+            assert b"onecard_request_seconds" in metrics
+        finally:
+            for p in (gw, core):
+                p.send_signal(signal.SIGINT)
+            for p in (gw, core):
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                assert p.stderr is not None
+                p.stderr.close()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    (
+                        "import asyncio, asyncpg\n"
+                        f"async def m():\n c = await asyncpg.connect({PG_ADMIN!r})\n"
+                        f" await c.execute('DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)')\n await c.close()\n"
+                        "asyncio.run(m())"
+                    ),
+                ],
+                check=True,
+                timeout=30,
+            )
+
+
+@pytest.mark.slow
+class TestDemo:
+    def test_demo_on_embedded_servers(self, tmp_path: Path):
+        """With no PostgreSQL or Redis configured or answering, the demo starts embedded ones; the scenario passes."""
+        workdir = Path(os.environ.get("ONECARD_TEST_WORKDIR", Path(__file__).resolve().parents[2] / ".test-work"))
+        workdir = workdir / f"demo-{uuid.uuid4().hex[:6]}"
+        env = {"ONECARD_PG_DSN": "", "ONECARD_REDIS_URL": ""}
+        try:
+            r = run(
+                "demo",
+                "--once",
+                "--embedded",
+                "--workdir",
+                str(workdir),
+                "--port",
+                "0",
+                "--core-port",
+                "0",
+                "--persons",
+                "300",
+                env=env,
+                timeout=240,
+            )
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert "PostgreSQL: embedded" in r.stdout
+            assert "Redis:      embedded" in r.stdout
+            assert "scenario went as expected" in r.stdout
+            assert "CARD_BLACKLISTED" in r.stdout
+            assert "MAC_INVALID" in r.stdout
+            assert "(acct capped)" in r.stdout
+        finally:
+            subprocess.run(["rm", "-rf", str(workdir)], check=False)
