@@ -28,6 +28,7 @@ from gateway.http.routes import latency_middleware, routes
 from gateway.keys import GATEWAY, GUARD, MASTER_KEYS, METRICS, PG_POOL, SETTINGS, STATUS
 from gateway.keystore import load_keys
 from gateway.pipeline.context import Deps
+from gateway.pipeline.reversals import ReversalWorker
 from gateway.pipeline.service import Gateway
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
@@ -126,11 +127,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                     "DEVELOPMENT MODE: development keys accepted%s",
                     "; admin API open without a token" if s.admin_token is None else "",
                 )
-            watcher = asyncio.create_task(_watch_blacklist(pool, guard, app[METRICS]))
+            worker = ReversalWorker(deps)
+            await worker.refresh_metrics()
+            tasks = [
+                asyncio.create_task(_watch_blacklist(pool, guard, app[METRICS])),
+                asyncio.create_task(worker.run_forever()),
+            ]
             yield
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         finally:
             await core.close()
             await redis.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -100,6 +101,7 @@ class Terminal:
         tz: tzinfo = SHANGHAI,
         alg: str = "3DES",
         kv: int = 1,
+        msg_seq: Iterator[int] | None = None,
     ) -> None:
         self.fixmedins_code = fixmedins_code
         self.fixmedins_name = fixmedins_name
@@ -111,7 +113,8 @@ class Terminal:
         self.alg = alg
         self.kv = kv
         self.sign_no: str | None = None
-        self._seq = itertools.count(1)
+        # msgids are unique per institution: terminals of one institution share `msg_seq`.
+        self._seq = msg_seq if msg_seq is not None else itertools.count(1)
 
     def next_msgid(self, now: datetime) -> str:
         """fixmedins_code(12) + yyyyMMddHHmmss(14) + seq(4)."""

@@ -3,6 +3,7 @@ HTTP server, and the gateway app served on loopback. Terminals compute real MACs
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -103,6 +104,7 @@ class Fleet:
         self.terminals: dict[str, Terminal] = {}
         self.cards: dict[str, SimCard] = {}
         self.used: set[str] = set()
+        self.msg_seqs: dict[str, itertools.count[int]] = {}
         self.persons = {p["psn_no"]: p for p in world["persons"]}
 
     async def call(self, built: Built, *, raw: bytes | None = None) -> tuple[int, dict[str, Any], Any]:
@@ -118,7 +120,8 @@ class Fleet:
         psam = next(p for p in inst["psams"] if p["status"] == "ACTIVE")
         t = self.terminals.get(psam["psam_no"])
         if t is None:
-            t = Terminal(inst["fixmedins_code"], inst["fixmedins_name"], psam["psam_no"])
+            seq = self.msg_seqs.setdefault(inst["fixmedins_code"], itertools.count(1))
+            t = Terminal(inst["fixmedins_code"], inst["fixmedins_name"], psam["psam_no"], msg_seq=seq)
             self.terminals[psam["psam_no"]] = t
         if sign_in and t.sign_no is None:
             _status, resp, _ = await self.call(t.sign_in())

@@ -34,3 +34,16 @@ class GuardResult:
     detail: str
     card_reason: str
     person_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalJob:
+    """A queued 2601 the gateway owes the core, leased to one worker for one attempt."""
+
+    id: int
+    fixmedins_code: str
+    omsgid: str
+    oinfno: str
+    psn_no: str
+    attempts: int
+    age_s: float

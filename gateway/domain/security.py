@@ -27,11 +27,20 @@ class Verified:
         return crypto.pboc_mac(alg, self.session_key, data).hex().upper()
 
 
+class DeclinedAfterMac(Declined):
+    """A refusal found after MAC1 verified (TAC): the response still carries MAC2 (SPEC §3)."""
+
+    def __init__(self, code: ResultCode, message: str, verified: Verified) -> None:
+        super().__init__(code, message)
+        self.verified = verified
+
+
 def verify(env: Envelope, amount_fen: int, keys: CardKeyCache) -> Verified:
     """Check MAC1, then TAC for card-bearing requests.
 
     Raises:
-        Declined: KEY_UNKNOWN, MAC_INVALID or TAC_INVALID.
+        Declined: KEY_UNKNOWN, MAC_INVALID or TAC_INVALID (the last two after MAC1 verified as
+            `DeclinedAfterMac`, which carries the session key MAC2 needs).
     """
     s = env.safe
     if s.card_sn is not None:
@@ -46,12 +55,13 @@ def verify(env: Envelope, amount_fen: int, keys: CardKeyCache) -> Verified:
     m1 = crypto.mac1_data(amount_fen, env.infno, s.psam_no, dt14, s.pin)
     if not crypto.same_mac(crypto.pboc_mac(s.alg, sk, m1), s.mac):
         raise Declined(ResultCode.MAC_INVALID, "MAC1 does not verify")
+    verified = Verified(sk, env.infno, s.psam_no, dt14)
     if s.card_sn is not None:
         assert s.tac is not None
         dtk = keys.derive(s.alg, s.kv, Purpose.TAC, f1, f2)
         if dtk is None:
-            raise Declined(ResultCode.KEY_UNKNOWN, f"no {s.alg} TAC key of version {s.kv}")
+            raise DeclinedAfterMac(ResultCode.KEY_UNKNOWN, f"no {s.alg} TAC key of version {s.kv}", verified)
         td = crypto.tac_data(amount_fen, env.infno, s.psam_no, s.tseq, s.atc, dt14)
         if not crypto.same_mac(crypto.pboc_mac(s.alg, crypto.tac_key(s.alg, dtk), td), s.tac):
-            raise Declined(ResultCode.TAC_INVALID, "TAC does not verify")
-    return Verified(sk, env.infno, s.psam_no, dt14)
+            raise DeclinedAfterMac(ResultCode.TAC_INVALID, "TAC does not verify", verified)
+    return verified

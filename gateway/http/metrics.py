@@ -35,6 +35,9 @@ class Metrics:
         self.reversals_queued = Counter(
             "onecard_reversals_queued", "Reversals queued after an unknown core outcome", registry=r
         )
+        self.reversals = Gauge(
+            "onecard_reversals", "Reversal queue by state (DEAD needs an operator)", ["state"], registry=r
+        )
         self.blacklist_loaded = Gauge(
             "onecard_blacklist_loaded", "1 when the Redis blacklist is loaded from PostgreSQL", registry=r
         )

@@ -23,9 +23,15 @@ async def call_service(request: web.Request) -> web.Response:
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _too_large(request, limit, t0)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        return _too_large(request, limit, t0)
+    # Read to the end of the body (it may arrive in pieces), refusing as soon as it passes the limit.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > limit:
+            return _too_large(request, limit, t0)
+        chunks.append(chunk)
+    body = b"".join(chunks)
     reply, core_s = await gw.handle(body)
     us = int((time.perf_counter() - t0 - core_s) * 1e6)
     return web.Response(

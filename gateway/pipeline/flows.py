@@ -52,7 +52,11 @@ async def sign_in(d: Deps, txn: Txn, inp: SignIn) -> Outcome:
     now = txn.received
     sign_no = f"{d.settings.gateway_region}{now:%Y%m%d%H%M%S}{secrets.randbelow(10**10):010d}"
     await d.store.create_session(
-        sign_no, env.fixmedins_code, env.safe.psam_no, inp.opter_no, now,
+        sign_no,
+        env.fixmedins_code,
+        env.safe.psam_no,
+        inp.opter_no,
+        now,
         now + timedelta(seconds=d.settings.sign_ttl_s),
     )
     return Outcome(output={"signinoutb": {"sign_time": f"{now:%Y-%m-%d %H:%M:%S}", "sign_no": sign_no}})
@@ -61,7 +65,8 @@ async def sign_in(d: Deps, txn: Txn, inp: SignIn) -> Outcome:
 async def sign_out(d: Deps, txn: Txn, inp: SignOut) -> Outcome:
     """9002: end the session named in the envelope."""
     env = txn.env
-    assert env is not None and env.sign_no is not None
+    assert env is not None
+    assert env.sign_no is not None
     if inp.sign_no != env.sign_no:
         raise Declined(ResultCode.MALFORMED, "input.signOut.sign_no: must equal the envelope's sign_no")
     await d.store.sign_out(env.sign_no, txn.received)
@@ -76,17 +81,27 @@ async def person_info(d: Deps, txn: Txn) -> Outcome:
     return Outcome(
         output={
             "baseinfo": {
-                "psn_no": p.psn_no, "psn_cert_type": "01", "certno": p.certno, "psn_name": p.psn_name,
-                "gend": p.gend, "brdy": p.brdy, "age": _age(p.brdy, txn.received.date().isoformat()),
+                "psn_no": p.psn_no,
+                "psn_cert_type": "01",
+                "certno": p.certno,
+                "psn_name": p.psn_name,
+                "gend": p.gend,
+                "brdy": p.brdy,
+                "age": _age(p.brdy, txn.received.date().isoformat()),
             },
             "insuinfo": [
                 {
-                    "balc": fen_to_wire(p.balance), "insutype": p.insutype, "psn_type": p.psn_type,
-                    "psn_insu_stas": p.psn_insu_stas, "insuplc_admdvs": p.insuplc_admdvs,
+                    "balc": fen_to_wire(p.balance),
+                    "insutype": p.insutype,
+                    "psn_type": p.psn_type,
+                    "psn_insu_stas": p.psn_insu_stas,
+                    "insuplc_admdvs": p.insuplc_admdvs,
                 }
             ],
             "cardinfo": {
-                "card_sn": card.card_sn, "card_no": card.card_no, "pin_mode": card.pin_mode,
+                "card_sn": card.card_sn,
+                "card_no": card.card_no,
+                "pin_mode": card.pin_mode,
                 "card_stas": card.status,
             },
         }
@@ -125,27 +140,34 @@ async def cancel(d: Deps, txn: Txn, inp: CancelInput) -> Outcome:
         c = await d.core_call(txn, "cancel", d.core.cancel_settlement(req, timeout=d.settings.core_timeout_s))
     except CoreTimeout:
         # The core may have cancelled: undo our cancel at the core (2601 of this msgid) before answering -1.
-        txn.effects.append(QueueReversal(env.fixmedins_code, env.msgid, env.infno, inp.psn_no))
+        # The settlement stays CANCELLING, tied to this cancel, until the reversal worker restores it.
+        txn.effects += [
+            SetSettlementState(s.fixmedins_code, s.msgid, "CANCELLING", cancel_msgid=env.msgid),
+            QueueReversal(env.fixmedins_code, env.msgid, env.infno, inp.psn_no),
+        ]
         d.metrics.reversals_queued.inc()
         raise
     except Exception:
         txn.effects.append(SetSettlementState(s.fixmedins_code, s.msgid, "POSTED"))
         raise
-    txn.effects.append(
-        SetSettlementState(s.fixmedins_code, s.msgid, "CANCELLED", env.msgid, c.setl_id, txn.received)
-    )
+    txn.effects.append(SetSettlementState(s.fixmedins_code, s.msgid, "CANCELLED", env.msgid, c.setl_id, txn.received))
     if s.default_pin and s.setl_time.astimezone(d.tz).date() == txn.received.date():
         txn.effects.append(ReleaseDefaultPin(s.card_sn, txn.received.date(), s.acct_pay))
     return Outcome(
         output={
             "setlinfo": {
-                "setl_id": c.setl_id, "orig_setl_id": c.orig_setl_id,
-                "medfee_sumamt": fen_to_wire(c.medfee_sumamt), "fund_pay_sumamt": fen_to_wire(c.fund_pay_sumamt),
-                "acct_pay": fen_to_wire(c.acct_pay), "psn_cash_pay": fen_to_wire(c.psn_cash_pay),
+                "setl_id": c.setl_id,
+                "orig_setl_id": c.orig_setl_id,
+                "medfee_sumamt": fen_to_wire(c.medfee_sumamt),
+                "fund_pay_sumamt": fen_to_wire(c.fund_pay_sumamt),
+                "acct_pay": fen_to_wire(c.acct_pay),
+                "psn_cash_pay": fen_to_wire(c.psn_cash_pay),
                 "balc": fen_to_wire(c.balc),
             }
         },
-        acct=c.acct_pay, cash=c.psn_cash_pay, fund=c.fund_pay_sumamt,
+        acct=c.acct_pay,
+        cash=c.psn_cash_pay,
+        fund=c.fund_pay_sumamt,
     )
 
 
@@ -156,7 +178,8 @@ async def reverse(d: Deps, txn: Txn, inp: ReverseInput) -> Outcome:
     code = env.fixmedins_code
     is_cancel = inp.oinfno in ("2208", "2103")
     s = await (
-        d.store.settlement_by_cancel_msgid(code, inp.omsgid) if is_cancel
+        d.store.settlement_by_cancel_msgid(code, inp.omsgid)
+        if is_cancel
         else d.store.settlement_by_msgid(code, inp.omsgid)
     )
     if s is not None and s.psn_no != inp.psn_no:

@@ -54,9 +54,7 @@ def stamp(dt: datetime) -> str:
     return f"{dt:%Y%m%d%H%M%S}{dt.microsecond // 1000:03d}"
 
 
-def build_reply(
-    outcome: Outcome, verified: Verified | None, refid: str, received: datetime, now: datetime
-) -> Reply:
+def build_reply(outcome: Outcome, verified: Verified | None, refid: str, received: datetime, now: datetime) -> Reply:
     """Encode the envelope; the same bytes are journaled and sent."""
     infcode = infcode_of(outcome.code)
     ok = outcome.code is ResultCode.OK

@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+
 import orjson
 
 from gateway.domain.codes import ResultCode
 from gateway.domain.envelope import Envelope, parse_envelope
 from gateway.domain.errors import Declined, GatewayError
-from gateway.domain.journal import Claimed
 from gateway.domain.inputs import SettleInput, mac_amount, parse_input
+from gateway.domain.journal import Claimed
 from gateway.domain.registry import mask
-from gateway.domain.security import verify
+from gateway.domain.security import DeclinedAfterMac, verify
 from gateway.pipeline import flows
 from gateway.pipeline.context import Deps, Txn
 from gateway.pipeline.reply import Outcome, RefIds, Reply, build_reply
@@ -26,7 +27,7 @@ from gateway.pipeline.reply import Outcome, RefIds, Reply, build_reply
 log = logging.getLogger("onecard.txn")
 
 
-class StoredReply(Exception):  # noqa: N818 - a control-flow signal, not an error
+class StoredReply(Exception):
     """The request was answered before: send the journaled bytes again (SPEC §5.2)."""
 
     def __init__(self, body: bytes, status: int, code: str | None) -> None:
@@ -64,8 +65,12 @@ class Gateway:
             env = txn.env
             log.info(
                 "txn infno=%s msgid=%s psam=%s card=%s result=%s trace=%s",
-                infno, env.msgid if env else "-", env.safe.psam_no if env else "-",
-                mask(env.safe.card_sn) if env else "-", reply.code.value, ",".join(txn.trace),
+                infno,
+                env.msgid if env else "-",
+                env.safe.psam_no if env else "-",
+                mask(env.safe.card_sn) if env else "-",
+                reply.code.value,
+                ",".join(txn.trace),
             )
         return reply, txn.core_s
 
@@ -86,8 +91,11 @@ class Gateway:
         reply = build_reply(outcome, txn.verified, self.refids.next(now), txn.received, now)
         if txn.journal_id is not None:
             await self.d.store.complete(
-                txn.journal_id, reply.body, reply.status,
-                None if outcome.code is ResultCode.OK else outcome.code.value, txn.effects,
+                txn.journal_id,
+                reply.body,
+                reply.status,
+                None if outcome.code is ResultCode.OK else outcome.code.value,
+                txn.effects,
             )
         return reply
 
@@ -101,7 +109,11 @@ class Gateway:
         txn.inp = parse_input(env)
         txn.trace.append("decode")
         await self._registry_and_session(txn, env)
-        txn.verified = verify(env, mac_amount(env), self.d.keys)
+        try:
+            txn.verified = verify(env, mac_amount(env), self.d.keys)
+        except DeclinedAfterMac as exc:  # MAC1 verified: the refusal carries MAC2 (SPEC §3)
+            txn.verified = exc.verified
+            raise
         txn.trace.append("mac")
         return await self._idempotency(txn, env, obj)
 
@@ -138,7 +150,12 @@ class Gateway:
         digest = hashlib.sha256(canonical).digest()
         store = self.d.store
         claim = await store.claim(
-            env.fixmedins_code, env.msgid, env.infno, env.safe.psam_no, env.safe.card_sn, digest,
+            env.fixmedins_code,
+            env.msgid,
+            env.infno,
+            env.safe.psam_no,
+            env.safe.card_sn,
+            digest,
             canonical.decode(),
         )
         if isinstance(claim, Claimed):
@@ -176,9 +193,7 @@ class Gateway:
             )
 
     async def _replay(self, txn: Txn, env: Envelope, psn_no: str | None) -> tuple[str, str]:
-        g = await self.d.guard.check(
-            env.msgid, env.safe.psam_no, env.safe.tseq, env.safe.card_sn, env.safe.atc, psn_no
-        )
+        g = await self.d.guard.check(env.msgid, env.safe.psam_no, env.safe.tseq, env.safe.card_sn, env.safe.atc, psn_no)
         txn.trace.append("guard")
         if g.replay == "UNLOADED":
             self.d.metrics.blacklist_loaded.set(0)
@@ -198,7 +213,8 @@ class Gateway:
             card_reason = card.status  # the registry agrees with the list; defence in depth
         if card_reason:
             raise Declined(
-                ResultCode.CARD_BLACKLISTED, f"card is on the blacklist (reason {card_reason})",
+                ResultCode.CARD_BLACKLISTED,
+                f"card is on the blacklist (reason {card_reason})",
                 {"reason": card_reason},
             )
         if card is None:
@@ -214,7 +230,8 @@ class Gateway:
             raise Declined(ResultCode.MALFORMED, "input.data.psn_no: is not the card holder")
         if person_reason:
             raise Declined(
-                ResultCode.PERSON_NOT_ENTITLED, f"person is not entitled (reason {person_reason})",
+                ResultCode.PERSON_NOT_ENTITLED,
+                f"person is not entitled (reason {person_reason})",
                 {"reason": person_reason},
             )
         txn.card = card

@@ -49,15 +49,19 @@ def check_amounts(inp: SettleInput) -> None:
 def priced(d: Deps, inp: SettleInput) -> list[PricedLine]:
     """Catalogue classes and caps for every line."""
     try:
-        return price_lines(
-            [FeeLine(i.feedetl_sn, i.med_list_codg, i.amount, i.cnt) for i in inp.items], d.catalogue
-        )
+        return price_lines([FeeLine(i.feedetl_sn, i.med_list_codg, i.amount, i.cnt) for i in inp.items], d.catalogue)
     except UnknownItem as exc:
         raise Declined(ResultCode.ITEM_UNKNOWN, f"med_list_codg {exc.code} is not in the catalogue") from None
 
 
-def compute(d: Deps, txn: Txn, inp: SettleInput, person: PersonRecord, lines: list[PricedLine],
-            allowance: pin_policy.AccountAllowance) -> Split:
+def compute(
+    d: Deps,
+    txn: Txn,
+    inp: SettleInput,
+    person: PersonRecord,
+    lines: list[PricedLine],
+    allowance: pin_policy.AccountAllowance,
+) -> Split:
     """The SPEC §9 split under the policy of (institution region and level, person, med_type)."""
     inst = txn.institution
     assert inst is not None
@@ -74,7 +78,8 @@ def compute(d: Deps, txn: Txn, inp: SettleInput, person: PersonRecord, lines: li
 async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
     """2206/2101 answer the split; 2207/2102 also post it, journaled before the answer."""
     env, card = txn.env, txn.card
-    assert env is not None and card is not None
+    assert env is not None
+    assert card is not None
     s = d.settings
     person = await d.core_call(txn, "person", d.core.person(inp.psn_no, timeout=s.core_read_timeout_s))
     if person.insutype != inp.insutype:
@@ -98,14 +103,34 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
                 raise Declined(ResultCode.DEFAULT_PIN_LIMIT, "default-PIN daily limit reached for this card")
             reserved = result.acct_pay
         posting = Posting(
-            env.msgid, env.infno, env.fixmedins_code, inp.psn_no, result.medfee_sumamt, result.inscp_scp_amt,
-            result.fund_pay_sumamt, result.acct_pay, result.psn_cash_pay, person.version,
+            env.msgid,
+            env.infno,
+            env.fixmedins_code,
+            inp.psn_no,
+            result.medfee_sumamt,
+            result.inscp_scp_amt,
+            result.fund_pay_sumamt,
+            result.acct_pay,
+            result.psn_cash_pay,
+            person.version,
             f"{txn.received:%Y-%m-%d %H:%M:%S}",
         )
         record = Settlement(
-            env.fixmedins_code, env.msgid, None, env.infno, inp.psn_no, card.card_sn, "UNKNOWN", env.safe.pin,
-            allowance.default_pin, result.medfee_sumamt, result.inscp_scp_amt, result.fund_pay_sumamt,
-            result.acct_pay, result.psn_cash_pay, txn.received,
+            env.fixmedins_code,
+            env.msgid,
+            None,
+            env.infno,
+            inp.psn_no,
+            card.card_sn,
+            "UNKNOWN",
+            env.safe.pin,
+            allowance.default_pin,
+            result.medfee_sumamt,
+            result.inscp_scp_amt,
+            result.fund_pay_sumamt,
+            result.acct_pay,
+            result.psn_cash_pay,
+            txn.received,
         )
         try:
             posted = await d.core_call(txn, "post", d.core.post_settlement(posting, timeout=s.core_timeout_s))
@@ -126,9 +151,7 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
             _release(txn, card.card_sn, day, reserved)
             raise
         txn.effects.append(
-            NewSettlement(
-                Settlement(**{**_fields(record), "setl_id": posted.setl_id, "state": "POSTED"})
-            )
+            NewSettlement(Settlement(**{**_fields(record), "setl_id": posted.setl_id, "state": "POSTED"}))
         )
         return _outcome(txn, inp, person, result, posted.setl_id, posted.balc, allowance.default_pin)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -153,12 +176,25 @@ def _outcome(
     if setl_id is not None:
         setlinfo["setl_id"] = setl_id
     setlinfo.update(
-        psn_no=person.psn_no, psn_name=person.psn_name, insutype=person.insutype, psn_type=person.psn_type,
-        med_type=inp.med_type, setl_time=f"{txn.received:%Y-%m-%d %H:%M:%S}", medfee_sumamt=w(r.medfee_sumamt),
-        fulamt_ownpay_amt=w(r.fulamt_ownpay_amt), overlmt_selfpay=w(r.overlmt_selfpay),
-        preselfpay_amt=w(r.preselfpay_amt), inscp_scp_amt=w(r.inscp_scp_amt), act_pay_dedc=w(r.act_pay_dedc),
-        hifp_pay=w(r.hifp_pay), fund_pay_sumamt=w(r.fund_pay_sumamt), psn_part_amt=w(r.psn_part_amt),
-        acct_pay=w(r.acct_pay), psn_cash_pay=w(r.psn_cash_pay), hosp_part_amt=w(r.hosp_part_amt), balc=w(balc),
+        psn_no=person.psn_no,
+        psn_name=person.psn_name,
+        insutype=person.insutype,
+        psn_type=person.psn_type,
+        med_type=inp.med_type,
+        setl_time=f"{txn.received:%Y-%m-%d %H:%M:%S}",
+        medfee_sumamt=w(r.medfee_sumamt),
+        fulamt_ownpay_amt=w(r.fulamt_ownpay_amt),
+        overlmt_selfpay=w(r.overlmt_selfpay),
+        preselfpay_amt=w(r.preselfpay_amt),
+        inscp_scp_amt=w(r.inscp_scp_amt),
+        act_pay_dedc=w(r.act_pay_dedc),
+        hifp_pay=w(r.hifp_pay),
+        fund_pay_sumamt=w(r.fund_pay_sumamt),
+        psn_part_amt=w(r.psn_part_amt),
+        acct_pay=w(r.acct_pay),
+        psn_cash_pay=w(r.psn_cash_pay),
+        hosp_part_amt=w(r.hosp_part_amt),
+        balc=w(balc),
         medins_setl_id=env.msgid,
     )
     if inp.mdtrt_id:
@@ -169,7 +205,8 @@ def _outcome(
             {"fund_pay_type": kind, "fund_payamt": w(amt)} for kind, amt in fund_details(r, person.insutype)
         ],
         "pin_settlement": {
-            "pin_mode": txn.card.pin_mode if txn.card else None, "pin": env.safe.pin,
+            "pin_mode": txn.card.pin_mode if txn.card else None,
+            "pin": env.safe.pin,
             # SPEC §7: true when the default-PIN caps held part of the account payment back into cash.
             "acct_pay_capped": default_pin and r.acct_pay_capped,
         },

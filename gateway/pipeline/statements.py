@@ -31,16 +31,22 @@ def _breaks(rows: list[Settlement], inp: StatementInput) -> list[dict[str, Any]]
 
     def view(s: Settlement) -> dict[str, Any]:
         return {
-            "setl_id": s.setl_id, "state": s.state, "medfee_sumamt": fen_to_wire(s.medfee_sumamt),
-            "fund_pay_sumamt": fen_to_wire(s.fund_pay_sumamt), "acct_pay": fen_to_wire(s.acct_pay),
+            "setl_id": s.setl_id,
+            "state": s.state,
+            "medfee_sumamt": fen_to_wire(s.medfee_sumamt),
+            "fund_pay_sumamt": fen_to_wire(s.fund_pay_sumamt),
+            "acct_pay": fen_to_wire(s.acct_pay),
         }
 
     seen = set()
     for d in inp.details:
         seen.add(d.msgid)
         theirs = {
-            "setl_id": d.setl_id, "refunded": d.refunded, "medfee_sumamt": fen_to_wire(d.medfee_sumamt),
-            "fund_pay_sumamt": fen_to_wire(d.fund_pay_sumamt), "acct_pay": fen_to_wire(d.acct_pay),
+            "setl_id": d.setl_id,
+            "refunded": d.refunded,
+            "medfee_sumamt": fen_to_wire(d.medfee_sumamt),
+            "fund_pay_sumamt": fen_to_wire(d.fund_pay_sumamt),
+            "acct_pay": fen_to_wire(d.acct_pay),
         }
         s = ours.get(d.msgid)
         kind = None
@@ -51,16 +57,26 @@ def _breaks(rows: list[Settlement], inp: StatementInput) -> list[dict[str, Any]]
         elif (s.state not in _LIVE) != d.refunded:
             kind = "STATE_MISMATCH"
         if kind:
-            out.append({
-                "msgid": d.msgid, "setl_id": d.setl_id or (s.setl_id if s else None), "kind": kind,
-                "gateway": view(s) if s else None, "institution": theirs,
-            })
+            out.append(
+                {
+                    "msgid": d.msgid,
+                    "setl_id": d.setl_id or (s.setl_id if s else None),
+                    "kind": kind,
+                    "gateway": view(s) if s else None,
+                    "institution": theirs,
+                }
+            )
     for msgid, s in ours.items():
         if msgid not in seen and s.state in _LIVE:
-            out.append({
-                "msgid": msgid, "setl_id": s.setl_id, "kind": "MISSING_AT_INSTITUTION",
-                "gateway": view(s), "institution": None,
-            })
+            out.append(
+                {
+                    "msgid": msgid,
+                    "setl_id": s.setl_id,
+                    "kind": "MISSING_AT_INSTITUTION",
+                    "gateway": view(s),
+                    "institution": None,
+                }
+            )
     return out
 
 
@@ -73,8 +89,10 @@ async def statement(d: Deps, txn: Txn, inp: StatementInput) -> Outcome:
     rows = await d.store.settlements_between(env.fixmedins_code, begin, end)
     ours = _totals(rows)
     theirs = {
-        "medfee_sumamt": inp.medfee_sumamt, "fund_pay_sumamt": inp.fund_pay_sumamt,
-        "acct_pay": inp.acct_pay, "fixmedins_setl_cnt": inp.setl_cnt,
+        "medfee_sumamt": inp.medfee_sumamt,
+        "fund_pay_sumamt": inp.fund_pay_sumamt,
+        "acct_pay": inp.acct_pay,
+        "fixmedins_setl_cnt": inp.setl_cnt,
     }
     balanced = ours == theirs
     info: dict[str, Any] = {

@@ -5,6 +5,7 @@ calculator (SPEC §9, from the catalogue and policy parameters, never from the g
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -131,8 +132,13 @@ def _ratio(r: tuple[int, int]) -> Decimal:
 
 
 def expected_split(
-    world: dict[str, Any], t: Terminal, person: dict[str, Any], items: list[tuple[str, str, str]], *,
-    med_type: str, acct_limit: int | None = None,
+    world: dict[str, Any],
+    t: Terminal,
+    person: dict[str, Any],
+    items: list[tuple[str, str, str]],
+    *,
+    med_type: str,
+    acct_limit: int | None = None,
 ) -> Expected:
     """SPEC §9 computed here from catalogue entries, the policy parameters and the core's person state.
 
@@ -140,7 +146,11 @@ def expected_split(
     """
     inst = institution(world, t)
     policy: Policy = policy_book().select(
-        inst["region"], datetime.now(SHANGHAI).date(), person["insutype"], person["psn_type"], med_type,
+        inst["region"],
+        datetime.now(SHANGHAI).date(),
+        person["insutype"],
+        person["psn_type"],
+        med_type,
         int(inst["level"]),
     )
     cat = catalogue(world)
@@ -278,14 +288,17 @@ def assert_declined(status: int, resp: dict[str, Any], code: str, http: int = 20
     assert resp.get("err_code") == code, resp
     assert status == http, (status, resp)
     assert resp["infcode"] == infcode, resp
-    assert isinstance(resp.get("err_msg"), str) and resp["err_msg"], resp
+    assert isinstance(resp.get("err_msg"), str), resp
+    assert resp["err_msg"], resp
     assert len(resp["inf_refmsgid"]) == 30, resp
 
 
 def assert_ok(status: int, resp: dict[str, Any]) -> None:
     """infcode 0, HTTP 200."""
-    assert status == 200 and resp["infcode"] == 0, resp
-    assert resp["err_code"] is None and resp["err_msg"] is None, resp
+    assert status == 200, (status, resp)
+    assert resp["infcode"] == 0, resp
+    assert resp["err_code"] is None, resp
+    assert resp["err_msg"] is None, resp
 
 
 def no_mac2(resp: dict[str, Any]) -> bool:
@@ -317,18 +330,17 @@ async def own_terminal(fleet: Fleet, kind: str, index: int, psam_index: int, *, 
     psam = [p for p in inst["psams"] if p["status"] == "ACTIVE"][psam_index]
     t = fleet.terminals.get(psam["psam_no"])
     if t is None:
-        t = Terminal(inst["fixmedins_code"], inst["fixmedins_name"], psam["psam_no"])
+        seq = fleet.msg_seqs.setdefault(inst["fixmedins_code"], itertools.count(1))
+        t = Terminal(inst["fixmedins_code"], inst["fixmedins_name"], psam["psam_no"], msg_seq=seq)
         fleet.terminals[psam["psam_no"]] = t
     if sign_in and t.sign_no is None:
-        status, resp, _ = await fleet.call(t.sign_in())
+        _status, resp, _ = await fleet.call(t.sign_in())
         assert resp["infcode"] == 0, resp
         t.sign_no = resp["output"]["signinoutb"]["sign_no"]
     return t
 
 
-def pick_card(
-    fleet: Fleet, pred: Callable[[dict[str, Any], dict[str, Any]], bool]
-) -> tuple[SimCard, dict[str, Any]]:
+def pick_card(fleet: Fleet, pred: Callable[[dict[str, Any], dict[str, Any]], bool]) -> tuple[SimCard, dict[str, Any]]:
     """An unused, unexpired card (any status) whose (card, person) satisfy `pred`."""
     for c in fleet.world["cards"]:
         if c["card_sn"] in fleet.used or date.fromisoformat(c["valid_until"]) < TODAY:
