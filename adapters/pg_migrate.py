@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -43,24 +45,34 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
+_DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+async def create_database(admin_dsn: str, name: str) -> str:
+    """Create database `name` on the server of `admin_dsn` unless it exists; returns the DSN that reaches it.
+
+    Raises:
+        ValueError: the name is not a plain identifier.
+    """
+    if not _DB_NAME.fullmatch(name):
+        raise ValueError(f"database name {name!r} must match {_DB_NAME.pattern}")
+    conn = await asyncpg.connect(admin_dsn, timeout=5)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            # A concurrent creator may win the race; the database then exists, which is all we want.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))
+
+
 async def ensure_database(dsn: str) -> None:
     """Create the DSN's database when it does not exist (connecting to `postgres` on the same server)."""
     try:
         conn = await asyncpg.connect(dsn, timeout=5)
     except asyncpg.InvalidCatalogNameError:
-        pass
+        parts = urlsplit(dsn)
+        await create_database(urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/"))
     else:
-        await conn.close()
-        return
-    base, _, rest = dsn.partition("?")
-    head, _, dbname = base.rpartition("/")
-    if not re.fullmatch(r"[A-Za-z0-9_]{1,63}", dbname):
-        raise ValueError(f"cannot create database {dbname!r}: use letters, digits and _ only")
-    admin = f"{head}/postgres" + (f"?{rest}" if rest else "")
-    conn = await asyncpg.connect(admin, timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{dbname}"')
-    except asyncpg.DuplicateDatabaseError:
-        pass
-    finally:
         await conn.close()

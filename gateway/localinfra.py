@@ -24,6 +24,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from adapters.pg_migrate import create_database
 from gateway.domain.errors import ConfigError
 
 Source = Literal["configured", "local", "embedded"]
@@ -170,16 +171,7 @@ async def ensure_database(admin_dsn: str, name: str) -> str:
     """
     if not _DB_NAME.fullmatch(name):
         raise ValueError(f"database name {name!r} must match {_DB_NAME.pattern}")
-    conn = await asyncpg.connect(admin_dsn, timeout=5)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            # A concurrent creator may win the race; the database then exists, which is all we want.
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
-                await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))
+    return await create_database(admin_dsn, name)
 
 
 async def ensure_redis(

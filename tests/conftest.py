@@ -113,11 +113,13 @@ class Fleet:
         body = await resp.read()
         return resp.status, orjson.loads(body), resp.headers
 
-    async def terminal(self, kind: str = "hospital", index: int = 0, *, sign_in: bool = True) -> Terminal:
-        """A signed-in terminal of the index-th institution of that kind."""
+    async def terminal(
+        self, kind: str = "hospital", index: int = 0, psam_index: int = 0, *, sign_in: bool = True
+    ) -> Terminal:
+        """A signed-in terminal on the psam_index-th active PSAM of the index-th institution of that kind."""
         insts = [i for i in self.world["institutions"] if i["kind"] == kind]
         inst = insts[index]
-        psam = next(p for p in inst["psams"] if p["status"] == "ACTIVE")
+        psam = [p for p in inst["psams"] if p["status"] == "ACTIVE"][psam_index]
         t = self.terminals.get(psam["psam_no"])
         if t is None:
             seq = self.msg_seqs.setdefault(inst["fixmedins_code"], itertools.count(1))

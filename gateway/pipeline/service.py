@@ -14,7 +14,8 @@ import time
 import orjson
 
 from gateway.domain.codes import ResultCode
-from gateway.domain.envelope import Envelope, parse_envelope
+from gateway.domain.effects import Effect, QueueReversal
+from gateway.domain.envelope import CANCEL, SETTLE, Envelope, parse_envelope
 from gateway.domain.errors import Declined, GatewayError
 from gateway.domain.inputs import SettleInput, mac_amount, parse_input
 from gateway.domain.journal import Claimed
@@ -54,6 +55,7 @@ class Gateway:
             log.exception("INTERNAL trace_id=%s trace=%s", trace_id, txn.trace)
             out = Outcome(ResultCode.INTERNAL, f"internal error, trace id {trace_id}")
             reply = build_reply(out, txn.verified, trace_id, txn.received, self.d.now())
+            await self._close_after_bug(txn, reply)
         if txn.env is not None:
             infno = txn.env.infno
         m = self.d.metrics
@@ -73,6 +75,21 @@ class Gateway:
                 ",".join(txn.trace),
             )
         return reply, txn.core_s
+
+    async def _close_after_bug(self, txn: Txn, reply: Reply) -> None:
+        """Journal the INTERNAL answer of a claimed request; a money transaction may have reached the core, so
+        owe it a reversal (harmless when nothing was posted: the core records that it never arrived)."""
+        env = txn.env
+        if txn.journal_id is None or env is None:
+            return
+        effects: list[Effect] = []
+        if env.infno in SETTLE or env.infno in CANCEL:
+            psn_no = getattr(txn.inp, "psn_no", "")
+            effects.append(QueueReversal(env.fixmedins_code, env.msgid, env.infno, psn_no))
+        try:
+            await self.d.store.complete(txn.journal_id, reply.body, reply.status, ResultCode.INTERNAL.value, effects)
+        except Exception:
+            log.exception("could not journal the INTERNAL answer of msgid %s", env.msgid)
 
     async def _run(self, txn: Txn, body: bytes) -> Reply:
         try:

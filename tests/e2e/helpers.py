@@ -5,7 +5,6 @@ calculator (SPEC §9, from the catalogue and policy parameters, never from the g
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -325,19 +324,7 @@ def shanghai_today() -> date:
 
 async def own_terminal(fleet: Fleet, kind: str, index: int, psam_index: int, *, sign_in: bool = True) -> Terminal:
     """A terminal on the psam_index-th ACTIVE PSAM of an institution (kept in fleet.terminals for tseq)."""
-    insts = [i for i in fleet.world["institutions"] if i["kind"] == kind]
-    inst = insts[index]
-    psam = [p for p in inst["psams"] if p["status"] == "ACTIVE"][psam_index]
-    t = fleet.terminals.get(psam["psam_no"])
-    if t is None:
-        seq = fleet.msg_seqs.setdefault(inst["fixmedins_code"], itertools.count(1))
-        t = Terminal(inst["fixmedins_code"], inst["fixmedins_name"], psam["psam_no"], msg_seq=seq)
-        fleet.terminals[psam["psam_no"]] = t
-    if sign_in and t.sign_no is None:
-        _status, resp, _ = await fleet.call(t.sign_in())
-        assert resp["infcode"] == 0, resp
-        t.sign_no = resp["output"]["signinoutb"]["sign_no"]
-    return t
+    return await fleet.terminal(kind, index, psam_index, sign_in=sign_in)
 
 
 def pick_card(fleet: Fleet, pred: Callable[[dict[str, Any], dict[str, Any]], bool]) -> tuple[SimCard, dict[str, Any]]:
