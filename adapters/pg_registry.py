@@ -78,16 +78,21 @@ async def blacklist_rows(pool: asyncpg.Pool) -> tuple[list[tuple[str, str]], lis
 
 
 async def set_card_entry(pool: asyncpg.Pool, card_sn: str, reason: str | None, source: str) -> bool:
-    """Put a card on the list of record (reason) or take it off (None); False if nothing changed."""
-    if reason is None:
-        return await pool.fetchval("DELETE FROM blacklist_cards WHERE card_sn = $1 RETURNING true", card_sn) is True
-    await pool.execute(
-        "INSERT INTO blacklist_cards (card_sn, reason, source) VALUES ($1, $2, $3) ON CONFLICT (card_sn)"
-        " DO UPDATE SET reason = EXCLUDED.reason, source = EXCLUDED.source, updated_at = now()",
-        card_sn,
-        reason,
-        source,
-    )
+    """Put a card on the list of record (reason) or take it off (None); False if nothing changed.
+
+    The registry's card status follows in the same transaction, so the two never disagree.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE cards SET status = $2 WHERE card_sn = $1", card_sn, reason or "ACTIVE")
+        if reason is None:
+            return await conn.fetchval("DELETE FROM blacklist_cards WHERE card_sn = $1 RETURNING true", card_sn) is True
+        await conn.execute(
+            "INSERT INTO blacklist_cards (card_sn, reason, source) VALUES ($1, $2, $3) ON CONFLICT (card_sn)"
+            " DO UPDATE SET reason = EXCLUDED.reason, source = EXCLUDED.source, updated_at = now()",
+            card_sn,
+            reason,
+            source,
+        )
     return True
 
 

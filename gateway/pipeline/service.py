@@ -17,7 +17,7 @@ from gateway.domain.codes import ResultCode
 from gateway.domain.effects import Effect, QueueReversal
 from gateway.domain.envelope import CANCEL, SETTLE, Envelope, parse_envelope
 from gateway.domain.errors import Declined, GatewayError
-from gateway.domain.inputs import SettleInput, mac_amount, parse_input
+from gateway.domain.inputs import PersonQuery, SettleInput, mac_amount, parse_input
 from gateway.domain.journal import Claimed
 from gateway.domain.registry import mask
 from gateway.domain.security import DeclinedAfterMac, verify
@@ -240,8 +240,7 @@ class Gateway:
         if (card.valid_until and card.valid_until < today) or (card.valid_from and card.valid_from > today):
             raise Declined(ResultCode.CARD_EXPIRED, f"card is valid until {card.valid_until}")
         inp = txn.inp
-        card_no = inp.card_no if isinstance(inp, SettleInput) else getattr(inp, "card_no", None)
-        if card_no is not None and card_no.upper() != card.card_no.upper():
+        if isinstance(inp, (SettleInput, PersonQuery)) and inp.card_no.upper() != card.card_no.upper():
             raise Declined(ResultCode.MALFORMED, "input.data.mdtrt_cert_no: does not match the card's number")
         if isinstance(inp, SettleInput) and inp.psn_no != card.psn_no:
             raise Declined(ResultCode.MALFORMED, "input.data.psn_no: is not the card holder")

@@ -3,6 +3,7 @@ versioning, default-PIN reservations, and the journal effects of every outcome (
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -142,23 +143,21 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
         except CoreRejected as exc:
             if exc.reason in _RETRYABLE and attempt < MAX_POST_ATTEMPTS:
                 # Another settlement for this person moved the account on: recompute against fresh state.
-                person = await d.core_call(txn, "person", d.core.person(inp.psn_no, timeout=s.core_read_timeout_s))
-                result = compute(d, txn, inp, person, lines, allowance)
+                try:
+                    person = await d.core_call(txn, "person", d.core.person(inp.psn_no, timeout=s.core_read_timeout_s))
+                    result = compute(d, txn, inp, person, lines, allowance)
+                except BaseException:
+                    _release(txn, card.card_sn, day, reserved)
+                    raise
                 continue
             _release(txn, card.card_sn, day, reserved)
             raise
         except Exception:
             _release(txn, card.card_sn, day, reserved)
             raise
-        txn.effects.append(
-            NewSettlement(Settlement(**{**_fields(record), "setl_id": posted.setl_id, "state": "POSTED"}))
-        )
+        txn.effects.append(NewSettlement(replace(record, setl_id=posted.setl_id, state="POSTED")))
         return _outcome(txn, inp, person, result, posted.setl_id, posted.balc, allowance.default_pin)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _fields(s: Settlement) -> dict[str, Any]:
-    return {name: getattr(s, name) for name in Settlement.__dataclass_fields__}
 
 
 def _release(txn: Txn, card_sn: str, day: Any, reserved: int | None) -> None:
