@@ -101,7 +101,7 @@ class Scenario:
 
     async def send(self, step: str, built: Built, who: str, *, body: bytes | None = None) -> dict[str, Any]:
         async with self.http.post(self.url, data=body or orjson.dumps(built.body)) as resp:
-            data = orjson.loads(await resp.read())
+            data: dict[str, Any] = orjson.loads(await resp.read())
             gw = resp.headers.get("X-Gateway-Latency-Us", "-")
         out = data.get("output") or {}
         setl = out.get("setlinfo") if isinstance(out, dict) else None

@@ -123,7 +123,9 @@ async def e2e(count: int) -> dict[str, Any]:
     inst = world["institutions"][0]
     t = Terminal(inst["fixmedins_code"], inst["fixmedins_name"], inst["psams"][0]["psam_no"])
     item = next(i for i in world["catalogue"] if i["class"] == "A" and Decimal(i["price"]) < 50)
-    whole, gw_us, codes = [], [], {}
+    whole: list[float] = []
+    gw_us: list[float] = []
+    codes: dict[str, int] = {}
     try:
         async with ClientSession() as http:
             async with http.post(url + CALL_SERVICE, data=orjson.dumps(t.sign_in().body)) as r:

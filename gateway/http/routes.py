@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.domain.codes import ResultCode
@@ -100,11 +101,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def latency_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def latency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every response, errors included, carries X-Gateway-Latency-Us."""
     t0 = time.perf_counter()
     try:
-        resp = await handler(request)
+        resp: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
         exc.headers.setdefault(LATENCY_HEADER, str(int((time.perf_counter() - t0) * 1e6)))
         raise
