@@ -17,15 +17,31 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from adapters.core_fsi import FsiCore
+from adapters.pg_blacklist import load_world, prune_changes
 from adapters.pg_migrate import ensure_database, migrate
-from adapters.pg_registry import blacklist_rows, load_world
 from adapters.pg_store import PgStore
+from blacklist_cache.follower import Follower
+from blacklist_cache.local import LocalBlacklist
+from blacklist_cache.publisher import keep_current, sync_once
 from blacklist_cache.redis_guard import RedisGuard
+from blacklist_cache.redis_layout import RedisBlacklist, decode_ops
 from gateway.domain.keys import CardKeyCache
 from gateway.http.admin import admin_routes
+from gateway.http.distribution import distribution_routes
+from gateway.http.feeds import FEED_AFTER_COMMIT, feed_routes
 from gateway.http.metrics import Metrics
 from gateway.http.routes import latency_middleware, routes
-from gateway.keys import GATEWAY, GUARD, MASTER_KEYS, METRICS, PG_POOL, SETTINGS, STATUS
+from gateway.keys import (
+    GATEWAY,
+    GUARD,
+    LOCAL_BLACKLIST,
+    MASTER_KEYS,
+    METRICS,
+    PG_POOL,
+    REDIS_BLACKLIST,
+    SETTINGS,
+    STATUS,
+)
 from gateway.keystore import load_keys
 from gateway.pipeline.context import Deps
 from gateway.pipeline.reversals import ReversalWorker
@@ -61,27 +77,21 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.router.add_routes(routes)
     app.router.add_routes(admin_routes)
+    app.router.add_routes(distribution_routes)
+    app.router.add_routes(feed_routes)
     return app
 
 
-async def rebuild_blacklist(pool: asyncpg.Pool, guard: RedisGuard) -> None:
-    """Load both lists of record into Redis."""
-    cards, persons = await blacklist_rows(pool)
-    await guard.load(cards, persons)
-    log.info("blacklist loaded into Redis: %d cards, %d persons", len(cards), len(persons))
-
-
-async def _watch_blacklist(pool: asyncpg.Pool, guard: RedisGuard, metrics: Metrics) -> None:
-    """Reload the lists whenever Redis lost them (a restart): requests are refused until then."""
+async def _prune_forever(pool: asyncpg.Pool, keep_days: int, every_s: float = 3600.0) -> None:
+    """Drop change-log rows past the retention window (the delta API then answers with the full list)."""
     while True:
         try:
-            if not await guard.is_loaded():
-                await rebuild_blacklist(pool, guard)
-            metrics.blacklist_loaded.set(1)
-        except Exception as exc:  # noqa: BLE001 - keep watching; readiness reports the failure
-            metrics.blacklist_loaded.set(0)
-            log.warning("blacklist watch: %s", type(exc).__name__)
-        await asyncio.sleep(1.0)
+            removed = await prune_changes(pool, keep_days)
+            if removed:
+                log.info("blacklist change log: %d rows past %d days pruned", removed, keep_days)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("blacklist prune: %s", type(exc).__name__)
+        await asyncio.sleep(every_s)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -106,15 +116,26 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         core = FsiCore(s.core_url, pool_size=s.core_pool_size)
         try:
             guard = RedisGuard(redis, s.redis_prefix, 2 * s.freshness_s + 60)
-            if world is not None or not await guard.is_loaded():
-                await rebuild_blacklist(pool, guard)
+            redis_bl = RedisBlacklist(redis, s.redis_prefix)
+            await sync_once(redis_bl, pool)
+            local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)
+            follower = Follower(local, pool, redis, redis_bl.stream_key, decode_ops)
+            app[METRICS].watch_blacklist(local)
             app[PG_POOL] = pool
             app[GUARD] = guard
+            app[REDIS_BLACKLIST] = redis_bl
+            app[LOCAL_BLACKLIST] = local
+
+            async def publish() -> None:
+                await redis_bl.catch_up(pool)
+
+            app[FEED_AFTER_COMMIT] = publish
             deps = Deps(
                 settings=s,
                 tz=ZoneInfo(s.timezone),
                 store=PgStore(pool),
                 guard=guard,
+                blacklist=local,
                 core=core,
                 keys=CardKeyCache(keys),
                 policies=policies,
@@ -130,7 +151,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             worker = ReversalWorker(deps)
             await worker.refresh_metrics()
             tasks = [
-                asyncio.create_task(_watch_blacklist(pool, guard, app[METRICS])),
+                asyncio.create_task(keep_current(redis_bl, pool, app[METRICS].blacklist_loaded.set)),
+                asyncio.create_task(follower.run()),
+                asyncio.create_task(_prune_forever(pool, s.blacklist_retention_days)),
                 asyncio.create_task(worker.run_forever()),
             ]
             yield

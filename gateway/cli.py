@@ -94,6 +94,25 @@ def _demo(args: argparse.Namespace) -> int:
         return 0
 
 
+def _blacklist_import(args: argparse.Namespace) -> int:
+    from gateway.importer import run_import
+    from gateway.settings import load_settings
+
+    settings = load_settings(args.config, os.environ)
+    return asyncio.run(run_import(settings.pg_dsn, args.file, fmt=args.format, source=args.source, every_line=args.all))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.what == "blacklist":
+        from loadtest.bench_blacklist import main as bench_blacklist
+
+        return bench_blacklist(args.rest)
+    from loadtest.microbench import main as micro
+
+    micro(args.rest)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(prog="onecard", description="Social security card settlement gateway")
@@ -124,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="apply database migrations")
     m.add_argument("--config", help="settings file (TOML)")
     m.set_defaults(func=_migrate)
+
+    bl = sub.add_parser("blacklist", help="blacklist lists of record")
+    blsub = bl.add_subparsers(dest="blacklist_command", required=True)
+    bi = blsub.add_parser("import", help="import a feed file (CSV or JSON lines), printing per-line results")
+    bi.add_argument("file")
+    bi.add_argument("--source", help="sender's 6-digit region: fills an empty source, refuses any other")
+    bi.add_argument("--format", choices=["csv", "jsonl"], help="default: by file name (.csv, else jsonl)")
+    bi.add_argument("--all", action="store_true", help="print accepted lines too, not only the others")
+    bi.add_argument("--config", help="settings file (TOML)")
+    bi.set_defaults(func=_blacklist_import)
+
+    b = sub.add_parser("bench", help="benchmarks that print numbers (see docs/benchmarks.md)")
+    b.add_argument("what", choices=["blacklist", "micro"])
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (--help)")
+    b.set_defaults(func=_bench)
 
     d = sub.add_parser("demo", help="start everything and run a visible scenario")
     d.add_argument("--workdir", default="onecard-work", help="working folder (embedded servers, world)")

@@ -7,7 +7,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from blacklist_cache.local import LocalBlacklist
 from blacklist_cache.redis_guard import RedisGuard
+from blacklist_cache.redis_layout import RedisBlacklist
 from gateway.domain.keys import MasterKeys
 from gateway.http.metrics import Metrics
 from gateway.pipeline.service import Gateway
@@ -20,3 +22,5 @@ PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 GUARD = web.AppKey("guard", RedisGuard)
 MASTER_KEYS = web.AppKey("master_keys", MasterKeys)
 STATUS = web.AppKey("status", dict[str, Any])
+REDIS_BLACKLIST = web.AppKey("redis_blacklist", RedisBlacklist)
+LOCAL_BLACKLIST = web.AppKey("local_blacklist", LocalBlacklist)

@@ -108,7 +108,28 @@ class Guard(Protocol):
     """Replay state and blacklist lookups in one round trip (Redis: `blacklist_cache.redis_guard.RedisGuard`)."""
 
     async def check(
-        self, msgid: str, psam_no: str, tseq: int, card_sn: str | None, atc: int, psn_no: str | None
+        self,
+        msgid: str,
+        psam_no: str,
+        tseq: int,
+        card_sn: str | None,
+        atc: int,
+        psn_no: str | None,
+        *,
+        lookup_card: bool = True,
+        lookup_person: bool = True,
     ) -> GuardResult:
-        """Record (psam_no, tseq) and the ATC unless replayed; read both blacklist entries."""
+        """Record (psam_no, tseq) and the ATC unless replayed; look up the list entries asked for."""
+        ...
+
+
+class BlacklistCache(Protocol):
+    """The in-process blacklist (`blacklist_cache.local.LocalBlacklist`): clears without a round trip."""
+
+    def card_clear(self, card_sn: str) -> bool:
+        """True only when the process can prove the card is not listed."""
+        ...
+
+    def person_clear(self, psn_no: str) -> bool:
+        """True only when the process can prove the person is not listed."""
         ...

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.domain.errors import ConfigError
+from gateway.domain.feeds import parse_feed_tokens
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/onecard"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -38,6 +39,11 @@ class Settings:
     catalogue_file: str | None = None
     world_file: str | None = None
     admin_token: str | None = field(default=None, repr=False)
+    blacklist_staleness_s: float = 1.0
+    blacklist_retention_days: int = 30
+    feed_tokens: str | None = field(default=None, repr=False)
+    import_max_lines: int = 20_000_000
+    import_max_bytes: int = 4 * 1024**3
     pg_pool_min: int = 2
     pg_pool_max: int = 20
 
@@ -60,6 +66,11 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_POLICY_FILE": ("policy_file", str),
     "ONECARD_CATALOGUE_FILE": ("catalogue_file", str),
     "ONECARD_ADMIN_TOKEN": ("admin_token", str),
+    "ONECARD_FEED_TOKENS": ("feed_tokens", str),
+    "ONECARD_IMPORT_MAX_LINES": ("import_max_lines", int),
+    "ONECARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
+    "ONECARD_BLACKLIST_STALENESS_S": ("blacklist_staleness_s", float),
+    "ONECARD_BLACKLIST_RETENTION_DAYS": ("blacklist_retention_days", int),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -117,6 +128,12 @@ def load_settings(
         errors.append("max_body_bytes: must be at least 1024")
     if len(s.gateway_region) != 6 or not s.gateway_region.isdigit():
         errors.append("gateway_region: must be 6 digits")
+    try:
+        parse_feed_tokens(s.feed_tokens)
+    except ValueError as exc:
+        errors.append(f"feed_tokens: {exc}")
+    if s.blacklist_retention_days < 1:
+        errors.append("blacklist_retention_days: must be at least 1")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s

@@ -173,12 +173,12 @@ async def _drop_prefix(url: str, prefix: str) -> None:
         await r.aclose()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the numbers."""
-    ap = argparse.ArgumentParser(prog="python -m loadtest.microbench")
+    ap = argparse.ArgumentParser(prog="onecard bench micro")
     ap.add_argument("-n", type=int, default=5000, help="iterations per pure micro-benchmark")
     ap.add_argument("--e2e", type=int, default=0, help="sequential 2207s through gateway + core simulator")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     for name, us in pure(args.n):
         print(f"{name:45s} {us:9.1f} µs/op")

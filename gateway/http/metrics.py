@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class _Followed(Protocol):
+    @property
+    def version(self) -> int | None: ...
+    @property
+    def age_s(self) -> float: ...
 
 
 class Metrics:
@@ -41,3 +50,19 @@ class Metrics:
         self.blacklist_loaded = Gauge(
             "onecard_blacklist_loaded", "1 when the Redis blacklist is loaded from PostgreSQL", registry=r
         )
+        self.blacklist_version = Gauge(
+            "onecard_blacklist_version", "Blacklist version this process has applied (-1: not loaded)", registry=r
+        )
+        self.blacklist_age = Gauge(
+            "onecard_blacklist_age_seconds",
+            "Seconds since this process last proved its blacklist current",
+            registry=r,
+        )
+        self.blacklist_lookups = Counter(
+            "onecard_blacklist_lookups", "Blacklist checks by where they were answered", ["path"], registry=r
+        )
+
+    def watch_blacklist(self, local: _Followed) -> None:
+        """Export the in-process blacklist's applied version and its age, read at scrape time."""
+        self.blacklist_version.set_function(lambda: -1 if local.version is None else local.version)
+        self.blacklist_age.set_function(lambda: local.age_s)

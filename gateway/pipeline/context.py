@@ -15,7 +15,7 @@ from gateway.domain.keys import CardKeyCache
 from gateway.domain.registry import Card, Institution
 from gateway.domain.security import Verified
 from gateway.http.metrics import Metrics
-from gateway.ports import Guard, InsuranceCore, Store
+from gateway.ports import BlacklistCache, Guard, InsuranceCore, Store
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
@@ -47,6 +47,7 @@ class Deps:
     tz: tzinfo
     store: Store
     guard: Guard
+    blacklist: BlacklistCache
     core: InsuranceCore
     keys: CardKeyCache
     policies: PolicyBook

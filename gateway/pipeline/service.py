@@ -210,7 +210,22 @@ class Gateway:
             )
 
     async def _replay(self, txn: Txn, env: Envelope, psn_no: str | None) -> tuple[str, str]:
-        g = await self.d.guard.check(env.msgid, env.safe.psam_no, env.safe.tseq, env.safe.card_sn, env.safe.atc, psn_no)
+        """Replay state, plus the blacklist entries this process cannot clear by itself, in one round trip."""
+        card_sn = env.safe.card_sn
+        lookup_card = card_sn is not None and not self.d.blacklist.card_clear(card_sn)
+        lookup_person = psn_no is not None and not self.d.blacklist.person_clear(psn_no)
+        if card_sn is not None:
+            self.d.metrics.blacklist_lookups.labels("redis" if lookup_card or lookup_person else "local").inc()
+        g = await self.d.guard.check(
+            env.msgid,
+            env.safe.psam_no,
+            env.safe.tseq,
+            card_sn,
+            env.safe.atc,
+            psn_no,
+            lookup_card=lookup_card,
+            lookup_person=lookup_person,
+        )
         txn.trace.append("guard")
         if g.replay == "UNLOADED":
             self.d.metrics.blacklist_loaded.set(0)

@@ -1,0 +1,379 @@
+"""Blacklist lists of record in PostgreSQL, versioned (SPEC §8.2): feed batches, single admin changes, world load.
+
+Every writer first locks the `blacklist_meta` row, so writers are serialised, decide on the state they will
+change, and take gap-free versions that commit in order. Each list change writes the list row (with its
+version) and one `blacklist_changes` row in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import asyncpg
+
+from gateway.domain.feeds import (
+    ACTIVE,
+    CARD_REASONS,
+    CITY,
+    PERSON_EVENTS,
+    PERSON_REASONS,
+    CardRecord,
+    FeedEvent,
+    FeedState,
+    ListChange,
+    Rejected,
+    decide,
+)
+
+AfterCommit = Callable[[], Awaitable[None]]
+Status = Literal["accepted", "duplicate", "rejected"]
+_CARD_COLS = "card_sn, card_no, psn_no, pin_mode, status, alg, kv, valid_from, valid_until"
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """The outcome of the index-th event of a batch; version is the last list version it produced."""
+
+    index: int
+    status: Status
+    reason: str | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    change: ListChange
+    source: str
+    version: int
+
+
+# -- reads -------------------------------------------------------------------------------------------------
+
+
+async def _lock_version(conn: asyncpg.Connection) -> int:
+    """Serialise writers: the meta row stays locked until commit."""
+    return int(await conn.fetchval("SELECT version FROM blacklist_meta FOR UPDATE"))
+
+
+async def _load_state(conn: asyncpg.Connection, events: Sequence[FeedEvent], city: str) -> FeedState:
+    card_keys: set[str] = set()
+    psn_keys: set[str] = set()
+    for e in events:
+        if e.event in PERSON_EVENTS:
+            psn_keys.add(e.psn_no or "")
+        else:
+            card_keys.add(e.card_sn or "")
+            if e.card is not None:
+                card_keys.add(e.card.card_sn)
+    state = FeedState()
+    if card_keys:
+        # One round trip: registry row (if any) and list reason (if any) of every card the batch names.
+        rows = await conn.fetch(
+            "SELECT k.card_sn, c.card_no, c.psn_no, c.pin_mode, c.status, c.alg, c.kv, c.valid_from, c.valid_until,"
+            " b.reason FROM unnest($1::text[]) AS k(card_sn) LEFT JOIN cards c ON c.card_sn = k.card_sn"
+            " LEFT JOIN blacklist_cards b ON b.card_sn = k.card_sn",
+            list(card_keys),
+        )
+        for r in rows:
+            if r[1] is not None:
+                state.cards[r[0]] = CardRecord(*r[:9])
+            if r[9] is not None:
+                state.card_list[r[0]] = r[9]
+    if psn_keys:
+        keys = list(psn_keys)
+        rows = await conn.fetch("SELECT psn_no, reason FROM blacklist_persons WHERE psn_no = ANY($1::text[])", keys)
+        state.person_list = {r[0]: r[1] for r in rows}
+        county_psns = [e.psn_no for e in events if e.event in PERSON_EVENTS and e.source != city]
+        if county_psns:
+            rows = await conn.fetch(
+                "SELECT DISTINCT psn_no, left(card_sn, 6) FROM cards WHERE psn_no = ANY($1::text[])", county_psns
+            )
+            for r in rows:
+                state.person_regions.setdefault(r[0], set()).add(r[1])
+    return state
+
+
+async def _accepted_before(
+    conn: asyncpg.Connection, events: Sequence[FeedEvent]
+) -> dict[tuple[str, int], tuple[bytes, int | None]]:
+    if not events:
+        return {}
+    rows = await conn.fetch(
+        "SELECT f.source, f.source_seq, f.content_hash, f.version FROM feed_events f"
+        " JOIN unnest($1::text[], $2::bigint[]) AS k(source, source_seq) USING (source, source_seq)",
+        [e.source for e in events],
+        [e.source_seq for e in events],
+    )
+    return {(r[0], r[1]): (bytes(r[2]), r[3]) for r in rows}
+
+
+# -- writes ------------------------------------------------------------------------------------------------
+
+
+async def _write_cards(
+    conn: asyncpg.Connection, cards: Mapping[str, CardRecord], before: Mapping[str, CardRecord] | None = None
+) -> None:
+    """Upsert registry rows; rows of `before` that changed only status or pin_mode take a narrow UPDATE."""
+    if not cards:
+        return
+    narrow: list[CardRecord] = []
+    full: list[CardRecord] = []
+    for c in cards.values():
+        b = (before or {}).get(c.card_sn)
+        same_rest = b is not None and (b.card_no, b.psn_no, b.alg, b.kv, b.valid_from, b.valid_until) == (
+            c.card_no, c.psn_no, c.alg, c.kv, c.valid_from, c.valid_until
+        )  # fmt: skip
+        (narrow if same_rest else full).append(c)
+    if narrow:
+        await conn.execute(
+            "UPDATE cards c SET status = u.status, pin_mode = u.pin_mode"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(card_sn, status, pin_mode)"
+            " WHERE c.card_sn = u.card_sn",
+            [c.card_sn for c in narrow],
+            [c.status for c in narrow],
+            [c.pin_mode for c in narrow],
+        )
+    if not full:
+        return
+    cols = list(zip(*((c.card_sn, c.card_no, c.psn_no, c.pin_mode, c.status, c.alg, c.kv, c.valid_from,
+                       c.valid_until) for c in full), strict=True))  # fmt: skip
+    await conn.execute(
+        f"INSERT INTO cards ({_CARD_COLS}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"  # noqa: S608
+        " $5::text[], $6::text[], $7::smallint[], $8::date[], $9::date[]) ON CONFLICT (card_sn) DO UPDATE SET"
+        " card_no = EXCLUDED.card_no, psn_no = EXCLUDED.psn_no, pin_mode = EXCLUDED.pin_mode,"
+        " status = EXCLUDED.status, alg = EXCLUDED.alg, kv = EXCLUDED.kv, valid_from = EXCLUDED.valid_from,"
+        " valid_until = EXCLUDED.valid_until",
+        *(list(c) for c in cols),
+    )
+
+
+async def _write_changes(conn: asyncpg.Connection, logged: Sequence[_Logged]) -> None:
+    """The change log rows, then the final state of each touched key in both lists."""
+    if not logged:
+        return
+    await conn.copy_records_to_table(
+        "blacklist_changes",
+        records=[(x.version, x.change.list, x.change.key, x.change.op, x.change.reason, x.source) for x in logged],
+        columns=["version", "list", "key", "op", "reason", "source"],
+    )
+    for lst, table, key in (("C", "blacklist_cards", "card_sn"), ("P", "blacklist_persons", "psn_no")):
+        last: dict[str, _Logged] = {x.change.key: x for x in logged if x.change.list == lst}
+        adds = [x for x in last.values() if x.change.op != "D"]
+        dels = [k for k, x in last.items() if x.change.op == "D"]
+        if dels:
+            await conn.execute(f"DELETE FROM {table} WHERE {key} = ANY($1::text[])", dels)  # noqa: S608
+        if adds:
+            await conn.execute(
+                f"INSERT INTO {table} ({key}, reason, source, version, updated_at)"  # noqa: S608
+                " SELECT k, r, s, v, now()"
+                " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(k, r, s, v)"
+                f" ON CONFLICT ({key}) DO UPDATE SET reason = EXCLUDED.reason, source = EXCLUDED.source,"
+                " version = EXCLUDED.version, updated_at = now()",
+                [x.change.key for x in adds],
+                [x.change.reason for x in adds],
+                [x.source for x in adds],
+                [x.version for x in adds],
+            )
+
+
+async def _commit_changes(
+    conn: asyncpg.Connection, base: int, pending: Sequence[tuple[ListChange, str]]
+) -> list[_Logged]:
+    """Number the changes base+1.. and write them; the meta row (locked by the caller) takes the last."""
+    logged = [_Logged(ch, source, base + i) for i, (ch, source) in enumerate(pending, 1)]
+    if logged:
+        await conn.execute("UPDATE blacklist_meta SET version = $1", logged[-1].version)
+        await _write_changes(conn, logged)
+    return logged
+
+
+# -- feed batches ------------------------------------------------------------------------------------------
+
+
+async def apply_events(
+    pool: asyncpg.Pool,
+    events: Sequence[FeedEvent],
+    *,
+    city: str = CITY,
+    after_commit: AfterCommit | None = None,
+) -> list[EventResult]:
+    """Apply a batch in ONE transaction; each event sees the effects of the ones before it.
+
+    A (source, source_seq) accepted before is `duplicate` with the same content and `rejected` with other
+    content; a rejected event changes nothing and is not recorded, so the source may send it again.
+    `after_commit` runs once the batch is committed and changed something (e.g. pushing to Redis).
+    """
+    results: list[EventResult] = []
+    async with pool.acquire() as conn, conn.transaction():
+        base = await _lock_version(conn)
+        state = await _load_state(conn, events, city)
+        before = dict(state.cards)
+        seen = await _accepted_before(conn, events)
+        pending: list[tuple[ListChange, str]] = []
+        cards: dict[str, CardRecord] = {}
+        feed_rows: list[tuple[str, int, str, str, bytes, int | None]] = []
+        for i, e in enumerate(events):
+            digest = e.content_hash()
+            prior = seen.get((e.source, e.source_seq))
+            if prior is not None:
+                if prior[0] == digest:
+                    results.append(EventResult(i, "duplicate", None, prior[1]))
+                else:
+                    results.append(EventResult(i, "rejected", "source_seq already used for another event"))
+                continue
+            d = decide(e, state, city)
+            if isinstance(d, Rejected):
+                results.append(EventResult(i, "rejected", d.reason))
+                continue
+            state.apply(d)
+            for c in d.cards:
+                cards[c.card_sn] = c
+            pending.extend((ch, e.source) for ch in d.changes)
+            version = base + len(pending) if d.changes else None
+            seen[(e.source, e.source_seq)] = (digest, version)
+            feed_rows.append((e.source, e.source_seq, e.event.value, e.subject, digest, version))
+            results.append(EventResult(i, "accepted", None, version))
+        await _write_cards(conn, cards, before)
+        await _commit_changes(conn, base, pending)
+        if feed_rows:
+            await conn.copy_records_to_table(
+                "feed_events",
+                records=feed_rows,
+                columns=["source", "source_seq", "event", "subject", "content_hash", "version"],
+            )
+    if after_commit is not None and (pending or cards):
+        await after_commit()
+    return results
+
+
+# -- single changes (admin API) ----------------------------------------------------------------------------
+
+
+async def set_card_entry(
+    pool: asyncpg.Pool, card_sn: str, reason: str | None, source: str, *, after_commit: AfterCommit | None = None
+) -> bool:
+    """Put a card on the list (reason) or take it off (None), versioned; False if the list did not change.
+
+    The registry's card status follows in the same transaction, so the two never disagree.
+    """
+    if reason is not None and reason not in CARD_REASONS:
+        raise ValueError(f"card reason must be one of {sorted(CARD_REASONS)}")
+    async with pool.acquire() as conn, conn.transaction():
+        base = await _lock_version(conn)
+        await conn.execute("UPDATE cards SET status = $2 WHERE card_sn = $1", card_sn, reason or ACTIVE)
+        current = await conn.fetchval("SELECT reason FROM blacklist_cards WHERE card_sn = $1", card_sn)
+        if current == reason:
+            return False
+        op: Literal["A", "R", "D"] = "D" if reason is None else ("A" if current is None else "R")
+        await _commit_changes(conn, base, [(ListChange("C", card_sn, op, reason), source)])
+    if after_commit is not None:
+        await after_commit()
+    return True
+
+
+async def set_person_entry(
+    pool: asyncpg.Pool, psn_no: str, reason: str | None, source: str, *, after_commit: AfterCommit | None = None
+) -> bool:
+    """Put a person on the list (reason) or take them off (None), versioned; False if nothing changed."""
+    if reason is not None and reason not in PERSON_REASONS:
+        raise ValueError("person reason must be 11 or 12")
+    async with pool.acquire() as conn, conn.transaction():
+        base = await _lock_version(conn)
+        current = await conn.fetchval("SELECT reason FROM blacklist_persons WHERE psn_no = $1", psn_no)
+        if current == reason:
+            return False
+        op: Literal["A", "R", "D"] = "D" if reason is None else ("A" if current is None else "R")
+        await _commit_changes(conn, base, [(ListChange("P", psn_no, op, reason), source)])
+    if after_commit is not None:
+        await after_commit()
+    return True
+
+
+# -- world load --------------------------------------------------------------------------------------------
+
+
+def _d(text: object) -> date | None:
+    return date.fromisoformat(str(text)) if text else None
+
+
+async def load_world(pool: asyncpg.Pool, world: Mapping[str, Any], source: str = "world") -> dict[str, int]:
+    """Upsert institutions, PSAMs, cards and both lists from a seed world, versioned and idempotent.
+
+    The world is authoritative for what it names: a card or person it lists is listed with its status, one it
+    names as ACTIVE is delisted. Only real changes take versions, so loading the same world again adds none.
+    """
+    insts = world.get("institutions", [])
+    cards = [
+        CardRecord(c["card_sn"], c["card_no"], c["psn_no"], c["pin_mode"], c["status"], c["alg"], int(c["kv"]),
+                   _d(c.get("valid_from")), _d(c.get("valid_until")))
+        for c in world.get("cards", [])
+    ]  # fmt: skip
+    persons = world.get("persons", [])
+    async with pool.acquire() as conn, conn.transaction():
+        base = await _lock_version(conn)
+        await conn.executemany(
+            "INSERT INTO institutions (fixmedins_code, fixmedins_name, kind, level, region)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (fixmedins_code) DO UPDATE SET"
+            " fixmedins_name = EXCLUDED.fixmedins_name, kind = EXCLUDED.kind, level = EXCLUDED.level,"
+            " region = EXCLUDED.region",
+            [(i["fixmedins_code"], i["fixmedins_name"], i["kind"], int(i["level"]), i["region"]) for i in insts],
+        )
+        await conn.executemany(
+            "INSERT INTO psams (psam_no, fixmedins_code, status) VALUES ($1, $2, $3) ON CONFLICT (psam_no)"
+            " DO UPDATE SET fixmedins_code = EXCLUDED.fixmedins_code, status = EXCLUDED.status",
+            [(p["psam_no"], i["fixmedins_code"], p.get("status", "ACTIVE")) for i in insts for p in i["psams"]],
+        )
+        await _write_cards(conn, {c.card_sn: c for c in cards})
+        pending: list[tuple[ListChange, str]] = []
+        for lst, table, key, want in (
+            ("C", "blacklist_cards", "card_sn", {c.card_sn: c.status for c in cards}),
+            ("P", "blacklist_persons", "psn_no", {p["psn_no"]: p.get("status", ACTIVE) for p in persons}),
+        ):
+            reasons = CARD_REASONS if lst == "C" else PERSON_REASONS
+            rows = await conn.fetch(
+                f"SELECT {key}, reason FROM {table} WHERE {key} = ANY($1::text[])",  # noqa: S608
+                list(want),
+            )
+            have = {r[0]: r[1] for r in rows}
+            for k, status in want.items():
+                target = status if status in reasons else None
+                if have.get(k) != target:
+                    op: Literal["A", "R", "D"] = "D" if target is None else ("A" if have.get(k) is None else "R")
+                    pending.append((ListChange(lst, k, op, target), source))  # type: ignore[arg-type]
+        await _commit_changes(conn, base, pending)
+    return {"institutions": len(insts), "cards": len(cards), "persons": len(persons), "changes": len(pending)}
+
+
+# -- change log --------------------------------------------------------------------------------------------
+
+
+async def changes_since(
+    pool: asyncpg.Pool, version: int, limit: int = 100_000
+) -> list[tuple[int, str, str, str, str | None]]:
+    """(version, list, key, op, reason) of the log after `version`, in order."""
+    rows = await pool.fetch(
+        "SELECT version, list, key, op, reason FROM blacklist_changes WHERE version > $1 ORDER BY version LIMIT $2",
+        version,
+        limit,
+    )
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+async def current_version(pool: asyncpg.Pool) -> int:
+    """The last version taken (committed)."""
+    return int(await pool.fetchval("SELECT version FROM blacklist_meta"))
+
+
+async def prune_changes(pool: asyncpg.Pool, keep_days: int) -> int:
+    """Delete change-log rows older than keep_days, never the newest one; returns how many were deleted."""
+    if keep_days < 0:
+        raise ValueError("keep_days must be >= 0")
+    status = await pool.execute(
+        "DELETE FROM blacklist_changes WHERE at < now() - make_interval(days => $1)"
+        " AND version < (SELECT max(version) FROM blacklist_changes)",
+        keep_days,
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,43 @@
+"""Keeps Redis equal to PostgreSQL: publishes committed changes (from any writer, in any process) and
+rebuilds the Redis layout when it is missing (a Redis restart) or has outgrown its buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from blacklist_cache.redis_layout import RedisBlacklist
+
+log = logging.getLogger("onecard.blacklist")
+
+
+async def sync_once(bl: RedisBlacklist, pool: asyncpg.Pool) -> int:
+    """Publish what PostgreSQL committed; rebuild when Redis has no layout. Returns the version in Redis."""
+    version = await bl.catch_up(pool)
+    if version == -1:
+        log.warning("blacklist missing from Redis: rebuilding from PostgreSQL")
+        version = await bl.rebuild(pool)
+    return version
+
+
+async def keep_current(
+    bl: RedisBlacklist, pool: asyncpg.Pool, on_state: Callable[[bool], None], interval_s: float = 0.25
+) -> None:
+    """Loop until cancelled; `on_state(loaded)` reports whether Redis holds the lists."""
+    checks = 0
+    while True:
+        try:
+            await sync_once(bl, pool)
+            checks += 1
+            if checks % 40 == 0 and (await bl.stats()).get("rebuild_advised"):
+                log.info("blacklist buckets are filling up: rebuilding with more buckets")
+                await bl.rebuild(pool)
+            on_state(True)
+        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            on_state(False)
+            log.warning("blacklist publisher: %s", type(exc).__name__)
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,122 @@
+"""Blacklist distribution to terminals (SPEC §8.2): `GET /blacklist/delta?since=V` and `GET /blacklist/snapshot`.
+
+Both need a signed-in PSAM (`X-Psam-No`, `X-Sign-No`). Both carry an ETag; a poll whose If-None-Match still
+matches is answered 304 from the process's own applied version, without touching PostgreSQL, so a fleet of
+terminals polling an unchanged list costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from adapters.pg_distribution import card_delta, card_snapshot, current_version
+from gateway.keys import GATEWAY, LOCAL_BLACKLIST, PG_POOL
+
+distribution_routes = web.RouteTableDef()
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"err_code": code, "err_msg": message}, status=status)
+
+
+async def _signed_in(request: web.Request) -> web.Response | None:
+    psam_no = request.headers.get("X-Psam-No", "")
+    sign_no = request.headers.get("X-Sign-No", "")
+    if not psam_no or not sign_no:
+        return _error(401, "NOT_SIGNED_IN", "X-Psam-No and X-Sign-No headers are required")
+    gw = request.app[GATEWAY]
+    sess = await gw.d.store.session(sign_no)
+    if sess is None or sess.psam_no != psam_no or sess.signed_out or sess.expires_at <= gw.d.now():
+        return _error(401, "NOT_SIGNED_IN", "no valid sign-in session for this PSAM: sign in with 9001")
+    return None
+
+
+async def _version(request: web.Request) -> int:
+    """The version this process can vouch for (its cache when current), else PostgreSQL's."""
+    local = request.app[LOCAL_BLACKLIST]
+    if local.current and local.version is not None:
+        return local.version
+    return await current_version(request.app[PG_POOL])
+
+
+def _not_modified(request: web.Request, etag: str) -> web.Response | None:
+    tags = [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]
+    if etag in tags or "*" in tags:
+        return web.Response(status=304, headers={"ETag": etag})
+    return None
+
+
+@distribution_routes.get("/blacklist/delta")
+async def delta(request: web.Request) -> web.Response:
+    """Changes since a version, or the full list when the log no longer reaches back or is larger."""
+    if (denied := await _signed_in(request)) is not None:
+        return denied
+    raw = request.query.get("since", "")
+    if not raw.isdigit() or len(raw) > 18:
+        return _error(400, "MALFORMED", "since: must be a non-negative integer version")
+    since = int(raw)
+    version = await _version(request)
+    if since > version:
+        return _error(400, "MALFORMED", f"since: {since} is in the future (current version {version})")
+    etag = f'"bl-{since}-{version}"'
+    if (nm := _not_modified(request, etag)) is not None:
+        return nm
+    if since == version:
+        body = {"version": version, "full": False, "adds": [], "dels": []}
+        return web.Response(body=orjson.dumps(body), content_type="application/json", headers={"ETag": etag})
+    d, version, size = await card_delta(request.app[PG_POOL], since)
+    etag = f'"bl-{since}-{version}"'
+    if d is None or len(d.adds) + len(d.dels) > size:
+        return await _snapshot_json(request, headers={"X-Blacklist-Reason": "full list: delta unavailable or larger"})
+    body = {
+        "version": d.version,
+        "full": False,
+        "adds": [{"card_sn": k, "reason": r} for k, r in d.adds],
+        "dels": d.dels,
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json", headers={"ETag": etag})
+
+
+@distribution_routes.get("/blacklist/snapshot")
+async def snapshot(request: web.Request) -> web.StreamResponse:
+    """The whole card list: JSON, or sorted 16-byte card_sn values with Accept: application/octet-stream."""
+    if (denied := await _signed_in(request)) is not None:
+        return denied
+    binary = "application/octet-stream" in request.headers.get("Accept", "")
+    version = await _version(request)
+    etag = f'"bl-snap-{version}-{"bin" if binary else "json"}"'
+    if (nm := _not_modified(request, etag)) is not None:
+        return nm
+    if binary:
+        return await _snapshot_binary(request)
+    return await _snapshot_json(request)
+
+
+async def _snapshot_json(request: web.Request, headers: dict[str, str] | None = None) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "application/json", **(headers or {})})
+    async with card_snapshot(request.app[PG_POOL]) as (version, chunks):
+        resp.headers["ETag"] = f'"bl-snap-{version}-json"'
+        resp.headers["X-Blacklist-Version"] = str(version)
+        await resp.prepare(request)
+        await resp.write(b'{"version":%d,"full":true,"entries":[' % version)
+        first = True
+        async for rows in chunks:
+            part = b",".join(orjson.dumps({"card_sn": k, "reason": r}) for k, r in rows)
+            await resp.write(part if first else b"," + part)
+            first = False
+        await resp.write(b"]}")
+    await resp.write_eof()
+    return resp
+
+
+async def _snapshot_binary(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    async with card_snapshot(request.app[PG_POOL]) as (version, chunks):
+        resp.headers["ETag"] = f'"bl-snap-{version}-bin"'
+        resp.headers["X-Blacklist-Version"] = str(version)
+        await resp.prepare(request)
+        async for rows in chunks:
+            await resp.write(b"".join(bytes.fromhex(k) for k, _ in rows))
+    await resp.write_eof()
+    return resp

@@ -1,0 +1,176 @@
+"""Admin feeds (SPEC §8.3): card and person events, and the streamed bulk import. Bearer tokens.
+
+POST /admin/blacklist/events                 one event object or a JSON array of at most 10,000
+     → {"results": [{"index", "status", "reason", "version"}], "accepted", "duplicate", "rejected"}
+POST /admin/blacklist/import?format=csv|jsonl[&source=REGION]
+     body: the file, streamed → NDJSON: one result per line `{"line", "status", "reason", "version"}`, then
+     `{"summary": {...}}`
+The operator token (`admin_token`) may send as any source; a feed token (`feed_tokens`, "REGION=TOKEN,...")
+only as its own region, which also fills an empty `source`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from adapters.pg_blacklist import EventResult, apply_events
+from gateway.domain.feeds import FeedError, FeedEvent, parse_event, parse_feed_tokens
+from gateway.importer import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits, import_stream
+from gateway.keys import PG_POOL, SETTINGS
+
+feed_routes = web.RouteTableDef()
+AfterCommit = Callable[[], Awaitable[None]]
+# Set by the composition root to push committed changes to Redis (the follower's catch-up from the change log).
+FEED_AFTER_COMMIT: web.AppKey[AfterCommit] = web.AppKey("feed_after_commit")
+MAX_EVENTS = 10_000
+MAX_EVENTS_BYTES = 16 * 1024 * 1024
+_REGION_LEN = 6
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@dataclass(frozen=True, slots=True)
+class _Actor:
+    scope: str | None  # None: the operator, any source
+
+
+def _actor(request: web.Request) -> _Actor | web.Response:
+    s = request.app[SETTINGS]
+    try:
+        feed = parse_feed_tokens(getattr(s, "feed_tokens", None))
+    except ValueError as exc:
+        return _error(403, f"feed API disabled: {exc}")
+    if s.admin_token is None and not feed:
+        if s.dev_mode:
+            return _Actor(None)  # development mode without tokens: open, as the other admin routes
+        return _error(403, "admin API disabled: set ONECARD_ADMIN_TOKEN or ONECARD_FEED_TOKENS")
+    given = request.headers.get("Authorization", "").encode()
+    actor: _Actor | None = None
+    if s.admin_token is not None and hmac.compare_digest(given, f"Bearer {s.admin_token}".encode()):
+        actor = _Actor(None)
+    for token, region in feed.items():  # compare with every token: the time does not tell which matched
+        if hmac.compare_digest(given, f"Bearer {token}".encode()) and actor is None:
+            actor = _Actor(region)
+    return actor if actor is not None else _error(401, "missing or wrong bearer token")
+
+
+def _scope(request: web.Request, actor: _Actor) -> str | web.Response | None:
+    """The uploader's region: the token's, or for the operator the optional `source` query parameter."""
+    asked = request.query.get("source")
+    if asked is not None and (len(asked) != _REGION_LEN or not asked.isdigit()):
+        return _error(400, "source: must be the 6-digit region code of the sender")
+    if actor.scope is not None and asked not in (None, actor.scope):
+        return _error(403, f"source: this token sends for region {actor.scope} only")
+    return actor.scope or asked
+
+
+def _after_commit(request: web.Request) -> AfterCommit | None:
+    # The app publishes each committed batch to Redis at once; without it, the publisher loop does within 0.25 s.
+    return request.app.get(FEED_AFTER_COMMIT)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _result(r: EventResult) -> dict[str, Any]:
+    return {"index": r.index, "status": r.status, "reason": r.reason, "version": r.version}
+
+
+@feed_routes.post("/admin/blacklist/events")
+async def post_events(request: web.Request) -> web.Response:
+    """Card and person events; a resent event or batch is `duplicate` and changes nothing."""
+    actor = _actor(request)
+    if isinstance(actor, web.Response):
+        return actor
+    body = await _read_limited(request, MAX_EVENTS_BYTES)
+    if body is None:
+        return _error(413, f"body: larger than {MAX_EVENTS_BYTES} bytes; use /admin/blacklist/import")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _error(400, "body: not valid JSON")
+    records = [data] if isinstance(data, dict) else data
+    if not isinstance(records, list) or not records:
+        return _error(400, "body: must be an event object or a non-empty array of them")
+    if len(records) > MAX_EVENTS:
+        return _error(413, f"body: at most {MAX_EVENTS} events; use /admin/blacklist/import")
+    parsed: list[FeedEvent | str] = []
+    for record in records:
+        if not isinstance(record, dict):
+            parsed.append("event: must be a JSON object")
+            continue
+        try:
+            event = parse_event(record, default_source=actor.scope)
+        except FeedError as exc:
+            parsed.append(str(exc))
+            continue
+        if actor.scope is not None and event.source != actor.scope:
+            parsed.append(f"source: this token sends for region {actor.scope} only")
+        else:
+            parsed.append(event)
+    events = [p for p in parsed if not isinstance(p, str)]
+    pool = request.app[PG_POOL]
+    done: list[EventResult] = []
+    if events:
+        done = await apply_events(pool, events, after_commit=_after_commit(request))
+    applied = iter(done)
+    results: list[dict[str, Any]] = []
+    for i, p in enumerate(parsed):
+        if isinstance(p, str):
+            results.append({"index": i, "status": "rejected", "reason": p, "version": None})
+        else:
+            results.append({**_result(next(applied)), "index": i})
+    counts = {k: sum(1 for r in results if r["status"] == k) for k in ("accepted", "duplicate", "rejected")}
+    return web.json_response({"results": results, **counts}, dumps=lambda v: orjson.dumps(v).decode())
+
+
+@feed_routes.post("/admin/blacklist/import")
+async def post_import(request: web.Request) -> web.StreamResponse:
+    """A whole feed file, streamed in and answered line by line as NDJSON."""
+    actor = _actor(request)
+    if isinstance(actor, web.Response):
+        return actor
+    fmt = request.query.get("format")
+    if fmt not in FORMATS:
+        return _error(400, "format: must be csv or jsonl")
+    scope = _scope(request, actor)
+    if isinstance(scope, web.Response):
+        return scope
+    s = request.app[SETTINGS]
+    limits = ImportLimits(
+        max_lines=int(getattr(s, "import_max_lines", MAX_LINES)),
+        max_bytes=int(getattr(s, "import_max_bytes", MAX_BYTES)),
+    )
+    if request.content_length is not None and request.content_length > limits.max_bytes:
+        return _error(413, f"body: larger than {limits.max_bytes} bytes")
+    pool = request.app[PG_POOL]
+    hook = _after_commit(request)
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await resp.prepare(request)
+    out = bytearray()
+    async for result in import_stream(
+        pool, request.content.iter_chunked(1 << 16), fmt=fmt, source_scope=scope, after_commit=hook, limits=limits
+    ):
+        out += orjson.dumps(result) + b"\n"
+        if len(out) >= 1 << 16:
+            await resp.write(bytes(out))
+            out.clear()
+    await resp.write(bytes(out))
+    await resp.write_eof()
+    return resp
