@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
-from gateway.http.feeds import feed_routes
 from loadtest.terminal import SimCard
 from tests.conftest import Fleet
 from tests.e2e.helpers import ADMIN, assert_declined, assert_ok, pg_rows, pick_card
@@ -22,17 +18,9 @@ _seq = itertools.count(int(time.time() * 1000))  # unique per run: the session d
 
 
 @pytest.fixture(scope="module")
-async def admin(client: TestClient[Any, Any], settings) -> AsyncIterator[TestClient[Any, Any]]:
-    """A client for the feed routes: the session gateway once app.py registers them, else a second gateway
-    process-alike on the same PostgreSQL and Redis (without reloading the world)."""
-    if any(r.resource is not None and r.resource.canonical == "/admin/blacklist/events"
-           for r in client.app.router.routes()):  # fmt: skip
-        yield client
-        return
-    app = create_app(dataclasses.replace(settings, world_file=None))
-    app.router.add_routes(feed_routes)
-    async with TestClient(TestServer(app)) as c:
-        yield c
+def admin(client: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    """The session gateway: it serves the feed routes."""
+    return client
 
 
 def seq() -> int:
