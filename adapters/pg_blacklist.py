@@ -70,18 +70,15 @@ async def _load_state(conn: asyncpg.Connection, events: Sequence[FeedEvent], cit
                 card_keys.add(e.card.card_sn)
     state = FeedState()
     if card_keys:
-        # One round trip: registry row (if any) and list reason (if any) of every card the batch names.
-        rows = await conn.fetch(
-            "SELECT k.card_sn, c.card_no, c.psn_no, c.pin_mode, c.status, c.alg, c.kv, c.valid_from, c.valid_until,"
-            " b.reason FROM unnest($1::text[]) AS k(card_sn) LEFT JOIN cards c ON c.card_sn = k.card_sn"
-            " LEFT JOIN blacklist_cards b ON b.card_sn = k.card_sn",
-            list(card_keys),
-        )
+        # Registry rows and list reasons of every card the batch names. Two `= ANY` lookups rather than one
+        # join: during a big import the list's statistics lag behind its size, and a join planned on them
+        # turns into a sequential scan of the whole list for every batch.
+        keys = list(card_keys)
+        rows = await conn.fetch(f"SELECT {_CARD_COLS} FROM cards WHERE card_sn = ANY($1::text[])", keys)  # noqa: S608
         for r in rows:
-            if r[1] is not None:
-                state.cards[r[0]] = CardRecord(*r[:9])
-            if r[9] is not None:
-                state.card_list[r[0]] = r[9]
+            state.cards[r[0]] = CardRecord(*r)
+        rows = await conn.fetch("SELECT card_sn, reason FROM blacklist_cards WHERE card_sn = ANY($1::text[])", keys)
+        state.card_list = {r[0]: r[1] for r in rows}
     if psn_keys:
         keys = list(psn_keys)
         rows = await conn.fetch("SELECT psn_no, reason FROM blacklist_persons WHERE psn_no = ANY($1::text[])", keys)
@@ -99,15 +96,21 @@ async def _load_state(conn: asyncpg.Connection, events: Sequence[FeedEvent], cit
 async def _accepted_before(
     conn: asyncpg.Connection, events: Sequence[FeedEvent]
 ) -> dict[tuple[str, int], tuple[bytes, int | None]]:
-    if not events:
-        return {}
-    rows = await conn.fetch(
-        "SELECT f.source, f.source_seq, f.content_hash, f.version FROM feed_events f"
-        " JOIN unnest($1::text[], $2::bigint[]) AS k(source, source_seq) USING (source, source_seq)",
-        [e.source for e in events],
-        [e.source_seq for e in events],
-    )
-    return {(r[0], r[1]): (bytes(r[2]), r[3]) for r in rows}
+    """Events of this batch accepted before: one `= ANY` lookup per source (index-driven however stale
+    the statistics of a fast-growing feed_events table are)."""
+    by_source: dict[str, list[int]] = {}
+    for e in events:
+        by_source.setdefault(e.source, []).append(e.source_seq)
+    out: dict[tuple[str, int], tuple[bytes, int | None]] = {}
+    for source, seqs in by_source.items():
+        rows = await conn.fetch(
+            "SELECT source_seq, content_hash, version FROM feed_events WHERE source = $1"
+            " AND source_seq = ANY($2::bigint[])",
+            source,
+            seqs,
+        )
+        out.update({(source, r[0]): (bytes(r[1]), r[2]) for r in rows})
+    return out
 
 
 # -- writes ------------------------------------------------------------------------------------------------
@@ -116,7 +119,8 @@ async def _accepted_before(
 async def _write_cards(
     conn: asyncpg.Connection, cards: Mapping[str, CardRecord], before: Mapping[str, CardRecord] | None = None
 ) -> None:
-    """Upsert registry rows; rows of `before` that changed only status or pin_mode take a narrow UPDATE."""
+    """Upsert registry rows. A card that only changed its list status writes nothing here (the list of record
+    holds that); one that changed its PIN mode takes a narrow UPDATE."""
     if not cards:
         return
     narrow: list[CardRecord] = []
@@ -126,14 +130,15 @@ async def _write_cards(
         same_rest = b is not None and (b.card_no, b.psn_no, b.alg, b.kv, b.valid_from, b.valid_until) == (
             c.card_no, c.psn_no, c.alg, c.kv, c.valid_from, c.valid_until
         )  # fmt: skip
-        (narrow if same_rest else full).append(c)
+        if not same_rest:
+            full.append(c)
+        elif b is not None and b.pin_mode != c.pin_mode:
+            narrow.append(c)
     if narrow:
         await conn.execute(
-            "UPDATE cards c SET status = u.status, pin_mode = u.pin_mode"
-            " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(card_sn, status, pin_mode)"
+            "UPDATE cards c SET pin_mode = u.pin_mode FROM unnest($1::text[], $2::text[]) AS u(card_sn, pin_mode)"
             " WHERE c.card_sn = u.card_sn",
             [c.card_sn for c in narrow],
-            [c.status for c in narrow],
             [c.pin_mode for c in narrow],
         )
     if not full:
@@ -257,13 +262,12 @@ async def set_card_entry(
 ) -> bool:
     """Put a card on the list (reason) or take it off (None), versioned; False if the list did not change.
 
-    The registry's card status follows in the same transaction, so the two never disagree.
+    The list of record is the one truth on refusals; the registry row is not touched.
     """
     if reason is not None and reason not in CARD_REASONS:
         raise ValueError(f"card reason must be one of {sorted(CARD_REASONS)}")
     async with pool.acquire() as conn, conn.transaction():
         base = await _lock_version(conn)
-        await conn.execute("UPDATE cards SET status = $2 WHERE card_sn = $1", card_sn, reason or ACTIVE)
         current = await conn.fetchval("SELECT reason FROM blacklist_cards WHERE card_sn = $1", card_sn)
         if current == reason:
             return False

@@ -107,6 +107,10 @@ def _bench(args: argparse.Namespace) -> int:
         from loadtest.bench_blacklist import main as bench_blacklist
 
         return bench_blacklist(args.rest)
+    if args.what == "import":
+        from loadtest.bench_import import main as bench_import
+
+        return bench_import(args.rest)
     from loadtest.microbench import main as micro
 
     micro(args.rest)
@@ -155,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     bi.set_defaults(func=_blacklist_import)
 
     b = sub.add_parser("bench", help="benchmarks that print numbers (see docs/benchmarks.md)")
-    b.add_argument("what", choices=["blacklist", "micro"])
+    b.add_argument("what", choices=["blacklist", "import", "micro"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (--help)")
     b.set_defaults(func=_bench)
 

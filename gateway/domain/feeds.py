@@ -82,7 +82,8 @@ class FeedError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CardRecord:
-    """A card of the registry (table `cards`); status is ACTIVE or the reason it is listed with."""
+    """A card of the registry (table `cards`). `status` mirrors the list inside a batch's decisions; only the
+    list of record is persisted for it (the registry keeps identity, holder, PIN mode and validity)."""
 
     card_sn: str = field(repr=False)
     card_no: str = field(repr=False)
@@ -325,12 +326,8 @@ class FeedState:
     person_regions: dict[str, set[str]] = field(default_factory=dict)
 
     def card_reason(self, card_sn: str) -> str | None:
-        """The reason the card is refused (the list first, the registry status in defence), or None."""
-        listed = self.card_list.get(card_sn)
-        if listed is not None:
-            return listed
-        card = self.cards.get(card_sn)
-        return card.status if card is not None and card.status in CARD_REASONS else None
+        """The reason the card is listed with, or None: the list is the one truth on refusals."""
+        return self.card_list.get(card_sn)
 
     def apply(self, decision: Accepted) -> None:
         """Make an accepted decision visible to the events that follow it."""

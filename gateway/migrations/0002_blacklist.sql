@@ -21,6 +21,8 @@ CREATE TABLE blacklist_changes (
 );
 CREATE INDEX blacklist_changes_at ON blacklist_changes (at);
 
+-- From here on the lists are the one truth on refusals: cards.status keeps what the registry was loaded with
+-- and is not updated by list changes (a bulk import then writes one row per change, not two).
 ALTER TABLE blacklist_cards ADD COLUMN version bigint NOT NULL DEFAULT 0;
 ALTER TABLE blacklist_persons ADD COLUMN version bigint NOT NULL DEFAULT 0;
 

@@ -102,7 +102,7 @@ async def person_info(d: Deps, txn: Txn) -> Outcome:
                 "card_sn": card.card_sn,
                 "card_no": card.card_no,
                 "pin_mode": card.pin_mode,
-                "card_stas": card.status,
+                "card_stas": "ACTIVE",  # a listed card never gets here (SPEC §8.1)
             },
         }
     )

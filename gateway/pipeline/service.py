@@ -240,9 +240,9 @@ class Gateway:
         """Replay, blacklist (card, then person), card registry and validity: SPEC §5 order."""
         assert env.safe.card_sn is not None
         card = await self.d.store.card(env.safe.card_sn, txn.received.date())
+        # The lists (PostgreSQL of record, Redis and this process's cache) are the one truth on refusals;
+        # the registry row says who the card belongs to, its PIN mode and validity.
         card_reason, person_reason = await self._replay(txn, env, card.psn_no if card else None)
-        if not card_reason and card is not None and card.status != "ACTIVE":
-            card_reason = card.status  # the registry agrees with the list; defence in depth
         if card_reason:
             raise Declined(
                 ResultCode.CARD_BLACKLISTED,

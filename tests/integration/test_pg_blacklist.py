@@ -217,7 +217,8 @@ class TestReplacement:
         fields: dict[str, Any] = {"card_no": "B00000002", "alg": "SM4", "kv": 2, "valid_until": "2036-01-01"}
         res = await apply_events(pool, [ev("replaced", card_sn=old, new_card_sn=new, **fields)])
         assert (res[0].status, res[0].version) == ("accepted", v0 + 1)
-        assert await card_row(pool, old) == {"status": "03", "pin_mode": "DEFAULT", "psn_no": "PREPL1",
+        # the list says 03; the registry row keeps its issued status (the list is the one truth on refusals)
+        assert await card_row(pool, old) == {"status": "ACTIVE", "pin_mode": "DEFAULT", "psn_no": "PREPL1",
                                              "reason": "03", "version": v0 + 1}  # fmt: skip
         assert await card_row(pool, new) == {"status": "ACTIVE", "pin_mode": "DEFAULT", "psn_no": "PREPL1",
                                              "reason": None, "version": None}  # fmt: skip
@@ -264,7 +265,7 @@ class TestSingleChanges:
         v0 = await current_version(pool)
         assert await set_card_entry(pool, a, "06", CITY) is True
         assert await set_card_entry(pool, a, "06", CITY) is False
-        assert (await card_row(pool, a))["status"] == "06"
+        assert (await card_row(pool, a))["reason"] == "06"
         assert await set_card_entry(pool, a, None, CITY) is True
         assert await set_person_entry(pool, "PADMIN1", "12", CITY) is True
         assert await set_person_entry(pool, "PADMIN1", None, CITY) is True

@@ -285,11 +285,11 @@ class TestCardTransitions:
         d = decide(ev("pin_set", card_sn=sn()), state_with(card(status="06")))
         assert d == Accepted((card(status="06", pin_mode="PIN"),))
 
-    def test_registry_status_counts_without_list_row(self):
-        """A registry status without a list row still counts (defence in depth)."""
+    def test_registry_status_without_list_row_does_not_count(self):
+        """Only the list says a card is refused: a stale registry status is not a listing."""
         st = state_with(card())
         st.cards[sn()] = card(status="01")
-        assert isinstance(decide(ev("loss_revoked", card_sn=sn()), st), Accepted)
+        assert decide(ev("loss_revoked", card_sn=sn()), st) == Rejected("card is not reported lost")
 
 
 ISSUE = {"card_sn": sn(), "psn_no": "P1", "card_no": "A00000001", "alg": "SM4", "kv": 1}

@@ -1,0 +1,100 @@
+"""`onecard bench import`: a county-sized feed file through the streaming importer, timed.
+
+Creates a scratch database with N registry cards (COPY), writes N JSON-lines events over them (loss reports,
+locks, damage, PIN mode), imports the file with `gateway.importer.import_stream` exactly as the admin API and
+`onecard blacklist import` do, prints lines per second, and drops the database. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+from adapters.pg_migrate import create_database, migrate
+from gateway.importer import file_chunks, import_stream
+
+KINDS = (
+    ("loss_reported", {"formal": False}),
+    ("loss_reported", {"formal": True}),
+    ("locked", {"fraud": False}),
+    ("damaged", {}),
+    ("pin_set", {}),
+    ("locked", {"fraud": True}),
+)
+REGIONS = ("330203", "330205", "330206", "330211", "330281", "330282")
+
+
+def write_events(path: Path, sns: list[str]) -> int:
+    """One event per card, a deterministic mix; returns the file's size."""
+    rng = random.Random(1)
+    with path.open("wb") as f:
+        for i, sn in enumerate(sns):
+            event, extra = KINDS[rng.randrange(len(KINDS))]
+            f.write(orjson.dumps({"source": "330200", "source_seq": i + 1, "event": event, "card_sn": sn, **extra}))
+            f.write(b"\n")
+    return path.stat().st_size
+
+
+async def run(n: int, batch: int) -> dict[str, float | int | str]:
+    """Import n events over n cards; returns the measurements."""
+    admin = os.environ.get("ONECARD_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"onecard_impbench_{uuid.uuid4().hex[:8]}"
+    dsn = await create_database(admin, name)
+    tmp = Path(tempfile.mkdtemp(prefix="onecard-import-"))
+    path = tmp / "events.jsonl"
+    try:
+        conn = await asyncpg.connect(dsn)
+        await migrate(conn)
+        sns = [f"{REGIONS[i % 6]}D156000005{i:016X}" for i in range(n)]
+        await conn.copy_records_to_table(
+            "cards",
+            records=[(sn, f"A{i:08d}", f"P{i:010d}", "DEFAULT", "ACTIVE", "SM4", 1) for i, sn in enumerate(sns)],
+            columns=["card_sn", "card_no", "psn_no", "pin_mode", "status", "alg", "kv"],
+        )
+        await conn.execute("VACUUM ANALYZE cards")
+        await conn.close()
+        size = await asyncio.to_thread(write_events, path, sns)
+        counts: dict[str, int] = {}
+        async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
+            t0 = time.perf_counter()
+            async for r in import_stream(
+                pool, file_chunks(str(path)), fmt="jsonl", source_scope=None, batch_size=batch
+            ):
+                if "status" in r:
+                    counts[r["status"]] = counts.get(r["status"], 0) + 1
+            elapsed = time.perf_counter() - t0
+            versions = int(await pool.fetchval("SELECT version FROM blacklist_meta"))
+        return {
+            "lines": n, "file_mb": round(size / 1e6, 1), "seconds": round(elapsed, 1),
+            "lines_per_s": round(n / elapsed), "versions": versions, "results": str(counts),
+        }  # fmt: skip
+    finally:
+        await asyncio.to_thread(shutil.rmtree, tmp, True)
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (`onecard bench import`)."""
+    ap = argparse.ArgumentParser(prog="onecard bench import")
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=5000, help="events per transaction")
+    args = ap.parse_args(argv)
+    print(asyncio.run(run(args.lines, args.batch)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
