@@ -4,6 +4,7 @@ rebuilds the Redis layout when it is missing (a Redis restart) or has outgrown i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -24,10 +25,36 @@ async def sync_once(bl: RedisBlacklist, pool: asyncpg.Pool) -> int:
     return version
 
 
+class Publisher:
+    """Publishes PostgreSQL's committed changes to Redis every `interval_s`, or at once when nudged."""
+
+    def __init__(
+        self, bl: RedisBlacklist, pool: asyncpg.Pool, on_state: Callable[[bool], None], interval_s: float = 0.25
+    ) -> None:
+        self.bl = bl
+        self.pool = pool
+        self.on_state = on_state
+        self.interval_s = interval_s
+        self._wake = asyncio.Event()
+
+    async def nudge(self) -> None:
+        """Ask for a catch-up now (a bulk import committed a batch); returns at once."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Loop until cancelled."""
+        await keep_current(self.bl, self.pool, self.on_state, self.interval_s, self._wake)
+
+
 async def keep_current(
-    bl: RedisBlacklist, pool: asyncpg.Pool, on_state: Callable[[bool], None], interval_s: float = 0.25
+    bl: RedisBlacklist,
+    pool: asyncpg.Pool,
+    on_state: Callable[[bool], None],
+    interval_s: float = 0.25,
+    wake: asyncio.Event | None = None,
 ) -> None:
     """Loop until cancelled; `on_state(loaded)` reports whether Redis holds the lists."""
+    wake = wake or asyncio.Event()
     checks = 0
     while True:
         try:
@@ -40,4 +67,6 @@ async def keep_current(
         except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             on_state(False)
             log.warning("blacklist publisher: %s", type(exc).__name__)
-        await asyncio.sleep(interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval_s)
+        wake.clear()

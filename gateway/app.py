@@ -22,13 +22,13 @@ from adapters.pg_migrate import ensure_database, migrate
 from adapters.pg_store import PgStore
 from blacklist_cache.follower import Follower
 from blacklist_cache.local import LocalBlacklist
-from blacklist_cache.publisher import keep_current, sync_once
+from blacklist_cache.publisher import Publisher, sync_once
 from blacklist_cache.redis_guard import RedisGuard
 from blacklist_cache.redis_layout import RedisBlacklist, decode_ops
 from gateway.domain.keys import CardKeyCache
 from gateway.http.admin import admin_routes
 from gateway.http.distribution import distribution_routes
-from gateway.http.feeds import FEED_AFTER_COMMIT, feed_routes
+from gateway.http.feeds import FEED_AFTER_COMMIT, FEED_NUDGE, feed_routes
 from gateway.http.metrics import Metrics
 from gateway.http.routes import latency_middleware, routes
 from gateway.keys import (
@@ -127,9 +127,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             app[LOCAL_BLACKLIST] = local
 
             async def publish() -> None:
+                # Push to Redis (and so to every process's stream) and apply here at once: the process that
+                # accepted a change never answers from a cache that lacks it.
                 await redis_bl.catch_up(pool)
+                if local.version is not None:  # still loading: the load will include it
+                    await follower.catch_up_pg()
 
             app[FEED_AFTER_COMMIT] = publish
+            publisher = Publisher(redis_bl, pool, app[METRICS].blacklist_loaded.set)
+            app[FEED_NUDGE] = publisher.nudge
             deps = Deps(
                 settings=s,
                 tz=ZoneInfo(s.timezone),
@@ -151,7 +157,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             worker = ReversalWorker(deps)
             await worker.refresh_metrics()
             tasks = [
-                asyncio.create_task(keep_current(redis_bl, pool, app[METRICS].blacklist_loaded.set)),
+                asyncio.create_task(publisher.run()),
                 asyncio.create_task(follower.run()),
                 asyncio.create_task(_prune_forever(pool, s.blacklist_retention_days)),
                 asyncio.create_task(worker.run_forever()),

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import asyncpg
 import orjson
+from redis.asyncio import Redis
 
 from adapters.pg_migrate import create_database, migrate
+from blacklist_cache.redis_layout import RedisBlacklist
 from gateway.importer import file_chunks, import_stream
 
 KINDS = (
@@ -46,7 +48,7 @@ def write_events(path: Path, sns: list[str]) -> int:
     return path.stat().st_size
 
 
-async def run(n: int, batch: int) -> dict[str, float | int | str]:
+async def run(n: int, batch: int, redis_url: str | None) -> dict[str, float | int | str]:
     """Import n events over n cards; returns the measurements."""
     admin = os.environ.get("ONECARD_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"onecard_impbench_{uuid.uuid4().hex[:8]}"
@@ -67,17 +69,32 @@ async def run(n: int, batch: int) -> dict[str, float | int | str]:
         size = await asyncio.to_thread(write_events, path, sns)
         counts: dict[str, int] = {}
         async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
+            redis_bl = RedisBlacklist(Redis.from_url(redis_url), f"onecard-impbench-{name}:") if redis_url else None
+            if redis_bl is not None:
+                await redis_bl.rebuild(pool)
             t0 = time.perf_counter()
-            async for r in import_stream(
-                pool, file_chunks(str(path)), fmt="jsonl", source_scope=None, batch_size=batch
-            ):
+            lines = import_stream(pool, file_chunks(str(path)), fmt="jsonl", source_scope=None, batch_size=batch)
+            async for r in lines:
                 if "status" in r:
                     counts[r["status"]] = counts.get(r["status"], 0) + 1
             elapsed = time.perf_counter() - t0
             versions = int(await pool.fetchval("SELECT version FROM blacklist_meta"))
+            publish_s = 0.0
+            if redis_bl is not None:
+                # The gateway's publisher pushes batches while the import runs; here it is timed on its own.
+                t1 = time.perf_counter()
+                await redis_bl.catch_up(pool)
+                publish_s = time.perf_counter() - t1
+                in_redis = await redis_bl.version()
+                keys = [k async for k in redis_bl.redis.scan_iter(match=redis_bl.prefix + "*", count=10_000)]
+                for i in range(0, len(keys), 1000):
+                    await redis_bl.redis.unlink(*keys[i : i + 1000])
+                await redis_bl.redis.aclose()
+                assert in_redis == versions, f"Redis reflects {in_redis}, PostgreSQL {versions}"
         return {
             "lines": n, "file_mb": round(size / 1e6, 1), "seconds": round(elapsed, 1),
-            "lines_per_s": round(n / elapsed), "versions": versions, "results": str(counts),
+            "lines_per_s": round(n / elapsed), "versions": versions, "redis_publish_s": round(publish_s, 1),
+            "results": str(counts),
         }  # fmt: skip
     finally:
         await asyncio.to_thread(shutil.rmtree, tmp, True)
@@ -91,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="onecard bench import")
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=5000, help="events per transaction")
+    ap.add_argument("--no-redis", action="store_true", help="PostgreSQL only (as `onecard blacklist import`)")
     args = ap.parse_args(argv)
-    print(asyncio.run(run(args.lines, args.batch)))
+    redis_url = None if args.no_redis else os.environ.get("ONECARD_REDIS_URL", "redis://127.0.0.1:6379/0")
+    print(asyncio.run(run(args.lines, args.batch, redis_url)))
     return 0
 
 

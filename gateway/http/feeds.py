@@ -28,6 +28,8 @@ feed_routes = web.RouteTableDef()
 AfterCommit = Callable[[], Awaitable[None]]
 # Set by the composition root to push committed changes to Redis (the follower's catch-up from the change log).
 FEED_AFTER_COMMIT: web.AppKey[AfterCommit] = web.AppKey("feed_after_commit")
+# For bulk imports: nudge the publisher instead of waiting for Redis after every batch (it catches up alone).
+FEED_NUDGE: web.AppKey[AfterCommit] = web.AppKey("feed_nudge")
 MAX_EVENTS = 10_000
 MAX_EVENTS_BYTES = 16 * 1024 * 1024
 _REGION_LEN = 6
@@ -160,13 +162,17 @@ async def post_import(request: web.Request) -> web.StreamResponse:
     if request.content_length is not None and request.content_length > limits.max_bytes:
         return _error(413, f"body: larger than {limits.max_bytes} bytes")
     pool = request.app[PG_POOL]
-    hook = _after_commit(request)
+    final = _after_commit(request)
+    hook = request.app.get(FEED_NUDGE) or final
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
     out = bytearray()
     async for result in import_stream(
         pool, request.content.iter_chunked(1 << 16), fmt=fmt, source_scope=scope, after_commit=hook, limits=limits
     ):
+        if "summary" in result and final is not None:
+            # Batches were handed to the publisher as they committed; before the summary, everything is out.
+            await final()
         out += orjson.dumps(result) + b"\n"
         if len(out) >= 1 << 16:
             await resp.write(bytes(out))
