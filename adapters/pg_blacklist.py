@@ -7,6 +7,7 @@ version) and one `blacklist_changes` row in the same transaction.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -198,6 +199,147 @@ async def _commit_changes(
 # -- feed batches ------------------------------------------------------------------------------------------
 
 
+FeedRow = tuple[str, int, str, str, bytes, int | None]
+Seen = dict[tuple[str, int], tuple[bytes, int | None]]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch decided against a known state and base version, ready to write.
+
+    `state` and `accepted` (the batch's own accepted events) are what the NEXT batch overlays on the
+    committed state while this one is still being written.
+    """
+
+    events: Sequence[FeedEvent]
+    base: int
+    results: list[EventResult]
+    before: dict[str, CardRecord]
+    cards: dict[str, CardRecord]
+    pending: list[tuple[ListChange, str]]
+    feed_rows: list[FeedRow]
+    state: FeedState
+    accepted: Seen
+
+    @property
+    def next_base(self) -> int:
+        """The version the next batch starts after, once this one is written."""
+        return self.base + len(self.pending)
+
+
+async def _gather(
+    conn: asyncpg.Connection, events: Sequence[FeedEvent], city: str, overlay: Prepared | None
+) -> tuple[FeedState, Seen]:
+    """The committed state of the batch's keys and seqs, with the in-flight batch's effects on top.
+
+    Keys the in-flight batch did not touch read the same before and after it commits; those it touched take
+    its final state, whichever side of its commit the reads fell on.
+    """
+    state = await _load_state(conn, events, city)
+    seen = await _accepted_before(conn, events)
+    if overlay is None:
+        return state, seen
+    prior = overlay.state
+    touched = _touched_cards(overlay)
+    for sn in _card_keys(events):
+        if sn in prior.cards:
+            state.cards[sn] = prior.cards[sn]
+        if sn in touched:
+            if sn in prior.card_list:
+                state.card_list[sn] = prior.card_list[sn]
+            else:
+                state.card_list.pop(sn, None)
+    touched = _touched_persons(overlay)
+    for psn in _person_keys(events):
+        if psn in touched:
+            if psn in prior.person_list:
+                state.person_list[psn] = prior.person_list[psn]
+            else:
+                state.person_list.pop(psn, None)
+        if psn in prior.person_regions:
+            state.person_regions.setdefault(psn, set()).update(prior.person_regions[psn])
+    seen.update(overlay.accepted)
+    return state, seen
+
+
+def _card_keys(events: Sequence[FeedEvent]) -> set[str]:
+    keys: set[str] = set()
+    for e in events:
+        if e.event not in PERSON_EVENTS:
+            keys.add(e.card_sn or "")
+            if e.card is not None:
+                keys.add(e.card.card_sn)
+    return keys
+
+
+def _person_keys(events: Sequence[FeedEvent]) -> set[str]:
+    return {e.psn_no or "" for e in events if e.event in PERSON_EVENTS}
+
+
+def _touched_cards(p: Prepared) -> set[str]:
+    return {ch.key for ch, _ in p.pending if ch.list == "C"} | set(p.cards)
+
+
+def _touched_persons(p: Prepared) -> set[str]:
+    return {ch.key for ch, _ in p.pending if ch.list == "P"}
+
+
+def _decide_batch(events: Sequence[FeedEvent], state: FeedState, seen: Seen, base: int, city: str) -> Prepared:
+    """Run the pure transitions event by event (each sees the ones before it)."""
+    p = Prepared(events, base, [], dict(state.cards), {}, [], [], state, {})
+    for i, e in enumerate(events):
+        _decide_one(p, i, e, state, seen, base, city)
+    return p
+
+
+async def _decide_batch_yielding(
+    events: Sequence[FeedEvent], state: FeedState, seen: Seen, base: int, city: str
+) -> Prepared:
+    """`_decide_batch`, giving the event loop a turn every few hundred events: the batch being written on
+    the other connection then gets its next statement sent at once, so PostgreSQL and Python overlap."""
+    p = Prepared(events, base, [], dict(state.cards), {}, [], [], state, {})
+    for i, e in enumerate(events):
+        if i % 256 == 255:
+            await asyncio.sleep(0)
+        _decide_one(p, i, e, state, seen, base, city)
+    return p
+
+
+def _decide_one(p: Prepared, i: int, e: FeedEvent, state: FeedState, seen: Seen, base: int, city: str) -> None:
+    digest = e.content_hash()
+    key = (e.source, e.source_seq)
+    prior = seen.get(key)
+    if prior is not None:
+        if prior[0] == digest:
+            p.results.append(EventResult(i, "duplicate", None, prior[1]))
+        else:
+            p.results.append(EventResult(i, "rejected", "source_seq already used for another event"))
+        return
+    d = decide(e, state, city)
+    if isinstance(d, Rejected):
+        p.results.append(EventResult(i, "rejected", d.reason))
+        return
+    state.apply(d)
+    for c in d.cards:
+        p.cards[c.card_sn] = c
+    p.pending.extend((ch, e.source) for ch in d.changes)
+    version = base + len(p.pending) if d.changes else None
+    seen[key] = p.accepted[key] = (digest, version)
+    p.feed_rows.append((e.source, e.source_seq, e.event.value, e.subject, digest, version))
+    p.results.append(EventResult(i, "accepted", None, version))
+
+
+async def _write(conn: asyncpg.Connection, p: Prepared) -> None:
+    await _write_cards(conn, p.cards, p.before)
+    await _commit_changes(conn, p.base, p.pending)
+    if p.feed_rows:
+        await conn.copy_records_to_table(
+            "feed_events",
+            records=p.feed_rows,
+            columns=["source", "source_seq", "event", "subject", "content_hash", "version"],
+        )
+
+
 async def apply_events(
     pool: asyncpg.Pool,
     events: Sequence[FeedEvent],
@@ -211,47 +353,42 @@ async def apply_events(
     content; a rejected event changes nothing and is not recorded, so the source may send it again.
     `after_commit` runs once the batch is committed and changed something (e.g. pushing to Redis).
     """
-    results: list[EventResult] = []
     async with pool.acquire() as conn, conn.transaction():
         base = await _lock_version(conn)
-        state = await _load_state(conn, events, city)
-        before = dict(state.cards)
-        seen = await _accepted_before(conn, events)
-        pending: list[tuple[ListChange, str]] = []
-        cards: dict[str, CardRecord] = {}
-        feed_rows: list[tuple[str, int, str, str, bytes, int | None]] = []
-        for i, e in enumerate(events):
-            digest = e.content_hash()
-            prior = seen.get((e.source, e.source_seq))
-            if prior is not None:
-                if prior[0] == digest:
-                    results.append(EventResult(i, "duplicate", None, prior[1]))
-                else:
-                    results.append(EventResult(i, "rejected", "source_seq already used for another event"))
-                continue
-            d = decide(e, state, city)
-            if isinstance(d, Rejected):
-                results.append(EventResult(i, "rejected", d.reason))
-                continue
-            state.apply(d)
-            for c in d.cards:
-                cards[c.card_sn] = c
-            pending.extend((ch, e.source) for ch in d.changes)
-            version = base + len(pending) if d.changes else None
-            seen[(e.source, e.source_seq)] = (digest, version)
-            feed_rows.append((e.source, e.source_seq, e.event.value, e.subject, digest, version))
-            results.append(EventResult(i, "accepted", None, version))
-        await _write_cards(conn, cards, before)
-        await _commit_changes(conn, base, pending)
-        if feed_rows:
-            await conn.copy_records_to_table(
-                "feed_events",
-                records=feed_rows,
-                columns=["source", "source_seq", "event", "subject", "content_hash", "version"],
-            )
-    if after_commit is not None and (pending or cards):
+        state, seen = await _gather(conn, events, city, None)
+        p = _decide_batch(events, state, seen, base, city)
+        await _write(conn, p)
+    if after_commit is not None and (p.pending or p.cards):
         await after_commit()
-    return results
+    return p.results
+
+
+async def prepare_events(
+    pool: asyncpg.Pool, events: Sequence[FeedEvent], *, base: int, overlay: Prepared | None, city: str = CITY
+) -> Prepared:
+    """Decide a batch outside any lock, on the committed state plus the effects of `overlay` (the batch still
+    being written), assuming versions continue after `base`. `commit_prepared` checks that assumption."""
+    async with pool.acquire() as conn:
+        state, seen = await _gather(conn, events, city, overlay)
+    return await _decide_batch_yielding(events, state, seen, base, city)
+
+
+async def commit_prepared(
+    pool: asyncpg.Pool, p: Prepared, *, city: str = CITY, after_commit: AfterCommit | None = None
+) -> Prepared:
+    """Write a prepared batch; if anyone else wrote since it was decided, decide it again under the lock.
+
+    Returns what was written (the results may differ from the prepared ones after such a re-decision).
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        base = await _lock_version(conn)
+        if base != p.base:
+            state, seen = await _gather(conn, p.events, city, None)
+            p = _decide_batch(p.events, state, seen, base, city)
+        await _write(conn, p)
+    if after_commit is not None and (p.pending or p.cards):
+        await after_commit()
+    return p
 
 
 # -- single changes (admin API) ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import asyncpg
 import orjson
 
-from adapters.pg_blacklist import AfterCommit, apply_events
+from adapters.pg_blacklist import AfterCommit, Prepared, commit_prepared, current_version, prepare_events
 from gateway.domain.feeds import CITY, CSV_COLUMNS, FeedError, FeedEvent, parse_event
 
 FORMATS = ("csv", "jsonl")
@@ -193,10 +193,44 @@ async def import_stream(
                 return
             yield chunk
 
-    # One batch is applied in PostgreSQL while the next is read and parsed; results still come in line order.
+    # Pipelined: while batch k is written in PostgreSQL, batch k+1 is read, parsed and decided on the committed
+    # state plus k's effects (`prepare_events` overlay). Commits stay in order and check that nobody else
+    # wrote in between (else they decide again under the lock). Results still come in line order.
     pending: list[tuple[int, FeedEvent | str]] = []
-    in_flight: asyncio.Task[list[dict[str, Any]]] | None = None
+    in_flight: asyncio.Task[Prepared] | None = None
+    flight: tuple[list[tuple[int, FeedEvent | str]], Prepared] | None = None
     line_no = 0
+
+    async def land() -> list[dict[str, Any]]:
+        """Wait for the batch being written; its per-line results."""
+        nonlocal in_flight, flight
+        assert in_flight is not None
+        assert flight is not None
+        written = await in_flight
+        batch, prepared = flight
+        in_flight = flight = None
+        if written is not prepared:
+            stale.add(id(prepared))
+        return _lines(batch, written)
+
+    stale: set[int] = set()
+    prev: Prepared | None = None
+
+    async def launch(batch: list[tuple[int, FeedEvent | str]]) -> AsyncIterator[dict[str, Any]]:
+        nonlocal in_flight, flight, prev
+        events = [item for _, item in batch if not isinstance(item, str)]
+        base = prev.next_base if prev is not None else await current_version(pool)
+        prepared = await prepare_events(pool, events, base=base, overlay=prev, city=city)
+        if in_flight is not None:
+            for result in await land():
+                yield result
+        if prev is not None and id(prev) in stale:
+            prepared.base = -1  # decided on an overlay that was not what got written: decide again at commit
+        stale.clear()
+        in_flight = asyncio.create_task(commit_prepared(pool, prepared, city=city, after_commit=after_commit))
+        flight = (batch, prepared)
+        prev = prepared
+
     try:
         async for raw in split_lines(sized(), limits.max_line_bytes):
             line_no += 1
@@ -216,17 +250,14 @@ async def import_stream(
             else:
                 pending.append((line_no, decoder.decode(raw.rstrip(b"\r"))))
             if len(pending) >= batch_size:
-                if in_flight is not None:
-                    for result in await in_flight:
-                        yield summary.count(result)
-                in_flight = asyncio.create_task(_apply(pool, pending, after_commit, city))
+                async for result in launch(pending):
+                    yield summary.count(result)
                 pending = []
-        if in_flight is not None:
-            for result in await in_flight:
-                yield summary.count(result)
-            in_flight = None
         if pending:
-            for result in await _apply(pool, pending, after_commit, city):
+            async for result in launch(pending):
+                yield summary.count(result)
+        if in_flight is not None:
+            for result in await land():
                 yield summary.count(result)
     finally:
         if in_flight is not None:  # the consumer went away: roll the unreported batch back
@@ -237,11 +268,9 @@ async def import_stream(
     yield summary.as_dict()
 
 
-async def _apply(
-    pool: asyncpg.Pool, batch: list[tuple[int, FeedEvent | str]], after_commit: AfterCommit | None, city: str
-) -> list[dict[str, Any]]:
-    events = [item for _, item in batch if not isinstance(item, str)]
-    results = iter(await apply_events(pool, events, city=city, after_commit=after_commit) if events else [])
+def _lines(batch: list[tuple[int, FeedEvent | str]], written: Prepared) -> list[dict[str, Any]]:
+    """Per-line results of a written batch (lines that did not parse were rejected before it)."""
+    results = iter(written.results)
     out = []
     for line, item in batch:
         if isinstance(item, str):

@@ -83,6 +83,17 @@ async def card_row(pool: asyncpg.Pool, card_sn: str) -> dict[str, Any]:
     return dict(row)
 
 
+async def list_reason(pool: asyncpg.Pool, card_sn: str) -> str | None:
+    """The card's reason on the list of record, or None."""
+    return await pool.fetchval("SELECT reason FROM blacklist_cards WHERE card_sn = $1", card_sn)
+
+
+async def assert_gap_free_since(pool: asyncpg.Pool, v0: int) -> None:
+    """Every version after v0 is logged once, in order, up to the meta version."""
+    rows = await pool.fetch("SELECT version FROM blacklist_changes WHERE version > $1 ORDER BY version", v0)
+    assert [r[0] for r in rows] == list(range(v0 + 1, await current_version(pool) + 1))
+
+
 async def assert_log_matches_lists(pool: asyncpg.Pool) -> None:
     """Versions are 1..meta without gaps, and replaying the log gives exactly both lists with their versions."""
     log = await pool.fetch("SELECT version, list, key, op, reason FROM blacklist_changes ORDER BY version")
@@ -90,7 +101,7 @@ async def assert_log_matches_lists(pool: asyncpg.Pool) -> None:
     assert [r["version"] for r in log] == list(range(1, meta + 1))
     replay: dict[tuple[str, str], tuple[str, int]] = {}
     for r in log:
-        if r["op"] == "A":
+        if r["op"] != "D":  # 'A' lists a key, 'R' changes the reason of a listed one
             replay[(r["list"], r["key"])] = (r["reason"], r["version"])
         else:
             replay.pop((r["list"], r["key"]), None)
@@ -321,6 +332,50 @@ async def chunks(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
 async def run(pool: asyncpg.Pool, data: bytes, fmt: str, scope: str | None = None, **kw: Any) -> list[dict[str, Any]]:
     """All results of an import."""
     return [r async for r in import_stream(pool, chunks(data), fmt=fmt, source_scope=scope, **kw)]
+
+
+class TestPipelinedImport:
+    async def test_batch_sees_the_batch_still_being_written(self, pool):
+        """Events on one card across batch boundaries apply in file order (the next batch is decided on the
+        previous one's effects while it is still being written)."""
+        a, b = await issue(pool), await issue(pool)
+        v0 = await current_version(pool)
+        events = [("loss_reported", a), ("locked", b), ("loss_revoked", a), ("loss_reported", a), ("unlocked", b),
+                  ("loss_reported", a), ("damaged", b)]  # fmt: skip
+        data = b"".join(
+            orjson.dumps({"source": COUNTY, "source_seq": seq(), "event": e, "card_sn": c}) + b"\n"
+            for e, c in events
+        )
+        out = await run(pool, data, "jsonl", batch_size=2)
+        assert [r["status"] for r in out[:-1]] == ["accepted"] * 5 + ["accepted", "accepted"]
+        assert out[5]["version"] is None  # the second loss report of an already lost card: a no-op
+        assert await list_reason(pool, a) == "01"
+        assert await list_reason(pool, b) == "04"
+        await assert_gap_free_since(pool, v0)
+
+    async def test_a_write_between_batches_forces_a_new_decision(self, pool):
+        """Someone else writes while a batch is in flight: the next batch is decided again, never on stale state."""
+        a, b = await issue(pool), await issue(pool)
+        v0 = await current_version(pool)
+        lines = [("loss_reported", a), ("damaged", a), ("loss_reported", b), ("damaged", b)]
+        data = b"".join(
+            orjson.dumps({"source": COUNTY, "source_seq": seq(), "event": e, "card_sn": c}) + b"\n"
+            for e, c in lines
+        )
+        hits = 0
+
+        async def meddle() -> None:
+            nonlocal hits
+            hits += 1
+            if hits == 1:  # after the first batch commits, the operator locks b for fraud
+                await set_card_entry(pool, b, "07", CITY)
+
+        out = await run(pool, data, "jsonl", batch_size=2, after_commit=meddle)
+        # batch 2 was prepared while batch 1 was written, before the fraud lock: it must not be applied as such
+        assert out[2]["status"] == "rejected"
+        assert "07" in out[2]["reason"]
+        assert await list_reason(pool, b) == "07"
+        await assert_gap_free_since(pool, v0)
 
 
 class TestImport:
