@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import asyncpg
 
@@ -34,8 +34,7 @@ Status = Literal["accepted", "duplicate", "rejected"]
 _CARD_COLS = "card_sn, card_no, psn_no, pin_mode, status, alg, kv, valid_from, valid_until"
 
 
-@dataclass(frozen=True, slots=True)
-class EventResult:
+class EventResult(NamedTuple):
     """The outcome of the index-th event of a batch; version is the last list version it produced."""
 
     index: int
@@ -44,8 +43,7 @@ class EventResult:
     version: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Logged:
+class _Logged(NamedTuple):
     change: ListChange
     source: str
     version: int

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 CITY = "330200"  # the city card centre: may touch every card of the city (region prefix CITY[:4])
 CARD_REASONS = frozenset({"01", "02", "03", "04", "05", "06", "07"})
@@ -131,13 +131,15 @@ class FeedEvent:
         return hashlib.sha256(text.encode()).digest()
 
 
-@dataclass(frozen=True, slots=True)
-class ListChange:
+class ListChange(NamedTuple):
     """One entry of the change log: list C (card_sn) or P (psn_no); op A (listed), R (the reason of a listed
-    key changed: membership unchanged, which the in-process fingerprint counts rely on) or D (delisted)."""
+    key changed: membership unchanged, which the in-process fingerprint counts rely on) or D (delisted).
+
+    A NamedTuple (immutable, and cheap to make: a bulk import makes one per line).
+    """
 
     list: Literal["C", "P"]
-    key: str = field(repr=False)
+    key: str
     op: Literal["A", "R", "D"]
     reason: str | None
 
@@ -358,12 +360,9 @@ def _scope_error(source: str, region: str, city: str) -> Rejected | None:
 
 
 def _set_status(card: CardRecord, reason: str | None) -> Accepted:
+    """A list change only: the registry row is not rewritten (the list is the one truth on refusals)."""
     change = ListChange("C", card.card_sn, "A", reason) if reason else ListChange("C", card.card_sn, "D", None)
-    c = card  # built directly: dataclasses.replace is slow on the bulk-import path
-    new = CardRecord(
-        c.card_sn, c.card_no, c.psn_no, c.pin_mode, reason or ACTIVE, c.alg, c.kv, c.valid_from, c.valid_until
-    )
-    return Accepted((new,), (change,))
+    return Accepted(changes=(change,))
 
 
 _DESCRIBE = {"01": "reported lost", "02": "formally reported lost", "04": "damaged", "06": "locked",
@@ -377,15 +376,15 @@ def _busy(reason: str) -> Rejected:
 def decide(event: FeedEvent, state: FeedState, city: str = CITY) -> Decision:
     """The effect of one event on the current state, or why it is refused (table in the module of record)."""
     d = _decide(event, state, city)
-    if isinstance(d, Accepted) and any(ch.op == "A" for ch in d.changes):
-        d = Accepted(d.cards, tuple(_classified(ch, state) for ch in d.changes))
+    if isinstance(d, Accepted) and d.changes:
+        # An add of a key already on its list is a reason change ('R').
+        changes = d.changes
+        for i, ch in enumerate(changes):
+            if ch.op == "A" and ch.key in (state.card_list if ch.list == "C" else state.person_list):
+                changes = (*changes[:i], ch._replace(op="R"), *changes[i + 1 :])
+        if changes is not d.changes:
+            d = Accepted(d.cards, changes)
     return d
-
-
-def _classified(ch: ListChange, state: FeedState) -> ListChange:
-    """An add of a key already on its list is a reason change ('R')."""
-    listed = state.card_list if ch.list == "C" else state.person_list
-    return ListChange(ch.list, ch.key, "R", ch.reason) if ch.op == "A" and ch.key in listed else ch
 
 
 def _decide(event: FeedEvent, state: FeedState, city: str) -> Decision:
@@ -460,7 +459,7 @@ def _decide_replaced(event: FeedEvent, state: FeedState, old: CardRecord, curren
         return Rejected(f"new_card_sn is closed (reason {new_reason})")
     if new_reason is not None:
         changes.append(ListChange("C", new.card_sn, "D", None))  # the replacement is the card in force
-    return Accepted((replace(old, status="03"), new), tuple(changes))
+    return Accepted((new,), tuple(changes))
 
 
 def _decide_person(event: FeedEvent, state: FeedState, city: str) -> Decision:

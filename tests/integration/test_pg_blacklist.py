@@ -343,8 +343,7 @@ class TestPipelinedImport:
         events = [("loss_reported", a), ("locked", b), ("loss_revoked", a), ("loss_reported", a), ("unlocked", b),
                   ("loss_reported", a), ("damaged", b)]  # fmt: skip
         data = b"".join(
-            orjson.dumps({"source": COUNTY, "source_seq": seq(), "event": e, "card_sn": c}) + b"\n"
-            for e, c in events
+            orjson.dumps({"source": COUNTY, "source_seq": seq(), "event": e, "card_sn": c}) + b"\n" for e, c in events
         )
         out = await run(pool, data, "jsonl", batch_size=2)
         assert [r["status"] for r in out[:-1]] == ["accepted"] * 5 + ["accepted", "accepted"]
@@ -359,8 +358,7 @@ class TestPipelinedImport:
         v0 = await current_version(pool)
         lines = [("loss_reported", a), ("damaged", a), ("loss_reported", b), ("damaged", b)]
         data = b"".join(
-            orjson.dumps({"source": COUNTY, "source_seq": seq(), "event": e, "card_sn": c}) + b"\n"
-            for e, c in lines
+            orjson.dumps({"source": COUNTY, "source_seq": seq(), "event": e, "card_sn": c}) + b"\n" for e, c in lines
         )
         hits = 0
 
