@@ -226,3 +226,47 @@ class TestDemo:
             assert "(acct capped)" in r.stdout
         finally:
             subprocess.run(["rm", "-rf", str(workdir)], check=False)
+
+
+class TestBlacklistImport:
+    async def test_import_file_reports_each_problem_line(self, tmp_path: Path):
+        """`onecard blacklist import FILE`: good lines apply, a bad one is reported with its reason (exit 1),
+        a resend changes nothing (exit 0, duplicates)."""
+        from adapters.pg_migrate import create_database, migrate
+
+        name = f"onecard_cli_{uuid.uuid4().hex[:8]}"
+        dsn = await create_database(PG_ADMIN, name)
+        try:
+            conn = await asyncpg.connect(dsn)
+            await migrate(conn)
+            card = "330281D15600000500000000000000AA"
+            await conn.execute(
+                "INSERT INTO cards (card_sn, card_no, psn_no, pin_mode, status, alg, kv)"
+                " VALUES ($1, 'A00000001', 'P1', 'DEFAULT', 'ACTIVE', 'SM4', 1)",
+                card,
+            )
+            f = tmp_path / "county.csv"
+            f.write_text(
+                "source,source_seq,event,card_sn,formal\n"
+                f"330281,1,loss_reported,{card},true\n"
+                f"330281,2,exploded,{card},\n"
+                f"330281,3,loss_revoked,{card},\n"
+            )
+            env = {"ONECARD_PG_DSN": dsn}
+            first = run("blacklist", "import", str(f), env=env)
+            assert first.returncode == 1, first.stderr
+            lines = [json.loads(x) for x in first.stdout.splitlines()]
+            assert lines[0]["line"] == 3
+            assert lines[0]["status"] == "rejected"
+            assert "exploded" in lines[0]["reason"]
+            assert lines[-1]["summary"]["accepted"] == 2
+            again = run("blacklist", "import", str(f), env=env)
+            summary = json.loads(again.stdout.splitlines()[-1])["summary"]
+            assert summary["duplicate"] == 2
+            versions = await conn.fetch("SELECT version, op, reason FROM blacklist_changes ORDER BY version")
+            assert [(r["op"], r["reason"]) for r in versions] == [("A", "02"), ("D", None)]
+            await conn.close()
+        finally:
+            admin = await asyncpg.connect(PG_ADMIN)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
