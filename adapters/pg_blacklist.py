@@ -392,6 +392,22 @@ async def commit_prepared(
 # -- single changes (admin API) ----------------------------------------------------------------------------
 
 
+async def _set_entry(
+    pool: asyncpg.Pool, lst: Literal["C", "P"], key: str, reason: str | None, source: str, after: AfterCommit | None
+) -> bool:
+    table, column = ("blacklist_cards", "card_sn") if lst == "C" else ("blacklist_persons", "psn_no")
+    async with pool.acquire() as conn, conn.transaction():
+        base = await _lock_version(conn)
+        current = await conn.fetchval(f"SELECT reason FROM {table} WHERE {column} = $1", key)  # noqa: S608
+        if current == reason:
+            return False
+        op: Literal["A", "R", "D"] = "D" if reason is None else ("A" if current is None else "R")
+        await _commit_changes(conn, base, [(ListChange(lst, key, op, reason), source)])
+    if after is not None:
+        await after()
+    return True
+
+
 async def set_card_entry(
     pool: asyncpg.Pool, card_sn: str, reason: str | None, source: str, *, after_commit: AfterCommit | None = None
 ) -> bool:
@@ -401,16 +417,7 @@ async def set_card_entry(
     """
     if reason is not None and reason not in CARD_REASONS:
         raise ValueError(f"card reason must be one of {sorted(CARD_REASONS)}")
-    async with pool.acquire() as conn, conn.transaction():
-        base = await _lock_version(conn)
-        current = await conn.fetchval("SELECT reason FROM blacklist_cards WHERE card_sn = $1", card_sn)
-        if current == reason:
-            return False
-        op: Literal["A", "R", "D"] = "D" if reason is None else ("A" if current is None else "R")
-        await _commit_changes(conn, base, [(ListChange("C", card_sn, op, reason), source)])
-    if after_commit is not None:
-        await after_commit()
-    return True
+    return await _set_entry(pool, "C", card_sn, reason, source, after_commit)
 
 
 async def set_person_entry(
@@ -419,16 +426,7 @@ async def set_person_entry(
     """Put a person on the list (reason) or take them off (None), versioned; False if nothing changed."""
     if reason is not None and reason not in PERSON_REASONS:
         raise ValueError("person reason must be 11 or 12")
-    async with pool.acquire() as conn, conn.transaction():
-        base = await _lock_version(conn)
-        current = await conn.fetchval("SELECT reason FROM blacklist_persons WHERE psn_no = $1", psn_no)
-        if current == reason:
-            return False
-        op: Literal["A", "R", "D"] = "D" if reason is None else ("A" if current is None else "R")
-        await _commit_changes(conn, base, [(ListChange("P", psn_no, op, reason), source)])
-    if after_commit is not None:
-        await after_commit()
-    return True
+    return await _set_entry(pool, "P", psn_no, reason, source, after_commit)
 
 
 # -- world load --------------------------------------------------------------------------------------------
