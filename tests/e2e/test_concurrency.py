@@ -4,7 +4,9 @@ settlements of one person never overdraw the personal account."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal as D
 
+import aiohttp
 import orjson
 
 from tests.conftest import Fleet
@@ -18,21 +20,23 @@ from tests.e2e.helpers import (
     journal_rows,
     line,
     plain_items,
+    policy_book,
     post_raw,
     settlement_rows,
+    shanghai_today,
 )
 
 
 class TestDuplicates:
-    async def test_twenty_copies_one_settlement(self, fleet: Fleet, world, core_url, settings):
-        """20 concurrent copies of one 2207: one settlement at the core and in PG, 20 identical answers."""
+    async def test_fifty_copies_one_settlement(self, fleet: Fleet, world, core_url, settings):
+        """50 concurrent copies of one 2207: one settlement at the core and in PG, 50 identical answers."""
         t = await fleet.terminal()
         card, _ = fleet.card(insutype="310", min_balance=20000)
         before = await core_person(core_url, card.psn_no)
         (a,) = plain_items(world, "A", 1)
         b = t.settle("2207", card, [line(a, 3)])
         raw = orjson.dumps(b.body)
-        answers = await asyncio.gather(*(post_raw(fleet, raw) for _ in range(20)))
+        answers = await asyncio.gather(*(post_raw(fleet, raw) for _ in range(50)))
         statuses = {s for s, _ in answers}
         bodies = {body for _, body in answers}
         assert statuses == {200}, statuses
@@ -113,3 +117,44 @@ class TestSamePerson:
             (row,) = await settlement_rows(settings.pg_dsn, code, msgid)
             assert row["state"] == "POSTED"
             assert row["acct_pay"] == acct
+
+
+class TestAnnualCap:
+    async def test_two_institutions_cannot_pass_the_annual_cap(self, fleet: Fleet, world, core_url, settings):
+        """A person 30.00 short of the annual fund cap settles at two hospitals at once: the fund pays at most
+        30.00 in all (optimistic versions at the core, recomputed on conflict)."""
+        t1 = await fleet.terminal("hospital", 0)
+        t2 = await fleet.terminal("hospital", 1)
+        card, person = fleet.card(insutype="310", min_balance=0)
+        insts = {i["fixmedins_code"]: i for i in world["institutions"]}
+        caps = set()
+        for t in (t1, t2):
+            inst = insts[t.fixmedins_code]
+            policy = policy_book().select(
+                inst["region"], shanghai_today(), person["insutype"], person["psn_type"], "11", int(inst["level"])
+            )
+            caps.add(policy.annual_cap)
+        assert len(caps) == 1, "both hospitals must share the annual cap for this proof"
+        cap = caps.pop()
+        left = 3000
+        record = {**person, "fund_paid_ytd": str(D(cap - left) / 100), "inscp_ytd": "200000.00", "balance": "0.00"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{core_url}/sim/persons", data=orjson.dumps([record])) as r,
+        ):
+            assert r.status == 200, await r.text()
+        items = [line(plain_items(world, "A", 1, min_price="50")[0], 20)]  # well over 30.00 of fund share each
+        b1 = t1.settle("2207", card, items, acct_used_flag="0")
+        b2 = t2.settle("2207", card, items, acct_used_flag="0")
+        answers = await asyncio.gather(fleet.call(b1), fleet.call(b2))
+        fund = 0
+        for _status, resp, _ in answers:
+            if resp["infcode"] == 0:
+                assert_identities(resp["output"]["setlinfo"])
+                fund += fen(resp["output"]["setlinfo"]["fund_pay_sumamt"])
+            else:
+                assert resp["err_code"] == "REPLAY", resp  # the card's later ATC may arrive first
+        assert 0 < fund <= left
+        after = await core_person(core_url, card.psn_no)
+        assert fen(after["fund_paid_ytd"]) == cap - left + fund
+        assert fen(after["fund_paid_ytd"]) <= cap
