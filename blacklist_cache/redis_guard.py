@@ -8,9 +8,11 @@ blacklist is the layout of `blacklist_cache.redis_layout` (bucket keys computed 
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from blacklist_cache.fingerprint import fingerprint
 from blacklist_cache.redis_layout import BUCKET_LUA, field_of, reason_code
+from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.journal import GuardResult
 
 # KEYS: tseq, atc, bl:meta.
@@ -79,7 +81,11 @@ class RedisGuard:
         pf = (field_of("P", psn_no) or b"") if psn_no and lookup_person else None
         keys = [f"{p}tseq:{psam_no}:{tseq}", f"{p}atc:{card_sn or ''}", self.meta_key]
         args = [msgid, self.tseq_ttl, atc, card_sn or "", p, *_lookup_args(cf), *_lookup_args(pf)]
-        res = await self._check(keys=keys, args=args)
+        try:
+            res = await self._check(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            # Nothing was decided: the request is refused as not settled, and the terminal may retry.
+            raise DependencyUnavailable(f"replay and blacklist state unavailable ({type(exc).__name__})") from exc
         kind, detail = (x.decode() if isinstance(x, bytes) else str(x) for x in res[:2])
         if kind != "OK":
             return GuardResult(kind, detail, "", "")

@@ -9,6 +9,7 @@ Exceptions are for bugs and infrastructure failures::
     │   ├── CoreUnavailable nothing reached the core
     │   ├── CoreTimeout     the core may have acted; outcome unknown
     │   └── CoreRejected    the core refused, with its reason
+    ├── DependencyUnavailable  PostgreSQL or Redis unusable (-1 OVERLOADED)
     └── ConfigError         bad settings or keys at start-up
 """
 
@@ -67,6 +68,12 @@ class CoreRejected(BackendError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class DependencyUnavailable(GatewayError):
+    """PostgreSQL or Redis cannot be used right now: the request is refused as not settled (-1), never 500."""
+
+    code = ResultCode.OVERLOADED
 
 
 class ConfigError(GatewayError):

@@ -101,11 +101,11 @@ async def reconcile(drill: Drill, settings: Any, core_url: str) -> dict[str, int
         else:
             # not settled: -1 means nothing reached the core or the owed reversal undid it
             assert resp["infcode"] == -1, resp
-            assert resp["err_code"] in ("CORE_TIMEOUT", "CORE_UNAVAILABLE"), resp
+            assert resp["err_code"] in ("CORE_TIMEOUT", "CORE_UNAVAILABLE", "OVERLOADED"), resp
             assert msgid not in journal or journal[msgid]["state"] in ("REVERSED",), journal.get(msgid)
             assert msgid not in core or core[msgid]["state"] == "REVERSED", core.get(msgid)
-            if resp["err_code"] == "CORE_UNAVAILABLE":
-                assert msgid not in core, "CORE_UNAVAILABLE promised that nothing was sent"
+            if resp["err_code"] in ("CORE_UNAVAILABLE", "OVERLOADED"):
+                assert msgid not in core, f"{resp['err_code']} promised that nothing was sent"
     assert not [m for m, j in journal.items() if j["state"] == "UNKNOWN"], "an unknown outcome was left unresolved"
     for psn_no, before in drill.initial.items():
         posted = sum(j["acct_pay"] for j in journal.values() if j["psn_no"] == psn_no and j["state"] == "POSTED")

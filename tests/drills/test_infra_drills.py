@@ -1,0 +1,132 @@
+"""Drills on the gateway's own infrastructure under concurrent load: Redis restarts (losing everything, as it
+keeps nothing on disk). Each is followed by the same three-way reconciliation as the core drills."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
+from tests.conftest import Fleet
+from tests.drills.test_core_drills import TERMINALS, Drill, reconcile
+from tests.e2e.helpers import core_person, fen, plain_items
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of our own, on a free port, that a drill may kill and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        exe = shutil.which("redis-server")
+        assert exe is not None, "redis-server is not installed"
+        self.proc = await asyncio.create_subprocess_exec(
+            exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            try:
+                _r, w = await asyncio.open_connection("127.0.0.1", self.port)
+                w.close()
+                await w.wait_closed()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    async def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            await self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.kill()
+
+
+@pytest.fixture
+async def gateway_on(own_redis: RedisServer, settings: Any) -> AsyncIterator[TestClient[Any, Any]]:
+    """A second gateway on the session's PostgreSQL and core, but on a Redis the drill may restart."""
+    app = create_app(dataclasses.replace(settings, redis_url=own_redis.url, world_file=None))
+    async with TestClient(TestServer(app)) as client:
+        for _ in range(100):
+            r = await client.get("/readyz")
+            if r.status == 200:
+                break
+            await asyncio.sleep(0.05)
+        yield client
+
+
+class TestRedisRestart:
+    async def test_redis_restarts_under_load(self, fleet: Fleet, world, core_url, settings, own_redis, gateway_on):
+        """Redis dies and comes back empty mid-load: requests it was needed for are refused -1 (never 500,
+        never settled), the lists are rebuilt by themselves, and the books balance."""
+        drill = Drill()
+        item = plain_items(world, "A", 1, min_price="5")[0]
+        lanes: list[tuple[Terminal, SimCard, str]] = []
+        for kind, index in TERMINALS:
+            t = await fleet.terminal(kind, index)
+            card, _ = fleet.card(insutype="310", min_balance=50_000)
+            drill.cards[card.psn_no] = card
+            drill.initial[card.psn_no] = fen((await core_person(core_url, card.psn_no))["balance"])
+            lanes.append((t, card, "2207" if kind == "hospital" else "2102"))
+        statuses: list[int] = []
+
+        async def lane(t: Terminal, card: SimCard, infno: str) -> None:
+            for _ in range(10):
+                b = t.settle(infno, card, [(item["med_list_codg"], "2", item["price"])])
+                drill.sent[b.body["msgid"]] = b
+                r = await gateway_on.post(CALL_SERVICE, data=orjson.dumps(b.body))
+                statuses.append(r.status)
+                drill.told[b.body["msgid"]] = orjson.loads(await r.read())
+                await asyncio.sleep(0.02)
+
+        async def restart() -> None:
+            await asyncio.sleep(0.15)
+            await own_redis.kill()
+            await asyncio.sleep(0.3)
+            await own_redis.start()
+
+        await asyncio.gather(restart(), *(lane(*x) for x in lanes))
+        assert 500 not in statuses
+        codes = {resp["err_code"] or "OK" for resp in drill.told.values()}
+        assert codes <= {"OK", "OVERLOADED", "CORE_TIMEOUT", "CORE_UNAVAILABLE"}, codes
+        assert "OK" in codes
+        counts = await reconcile(drill, settings, core_url)
+        assert counts.get("OK", 0) > 0
+        # and the lists are back in Redis: a listed card is refused by this gateway again
+        for _ in range(100):
+            r = await gateway_on.get("/readyz")
+            if r.status == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status == 200, await r.text()
