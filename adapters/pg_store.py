@@ -17,7 +17,7 @@ from gateway.domain.effects import (
     ReleaseDefaultPin,
     SetSettlementState,
 )
-from gateway.domain.journal import Claimed, ClaimResult, Existing, ReversalJob
+from gateway.domain.journal import Claimed, ClaimResult, Existing, ReversalJob, StaleClaim
 from gateway.domain.pin import DefaultPinUsage
 from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
 
@@ -214,19 +214,46 @@ class PgStore:
         http_status: int,
         err_code: str | None,
         effects: Sequence[Effect] = (),
-    ) -> None:
-        """Store the response and apply the effects in one transaction; commits before the answer leaves."""
+    ) -> bool:
+        """Store the response and apply the effects in one transaction; commits before the answer leaves.
+
+        The row is completed only while PENDING, and first: its row lock orders a late owner and recovery
+        (or two recovering processes), and whoever finds it DONE applies nothing and returns False.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
-            for eff in effects:
-                await _apply(conn, eff)
-            await conn.execute(
+            done = await conn.fetchval(
                 "UPDATE journal SET state = 'DONE', response = $2, http_status = $3, err_code = $4,"
-                " completed_at = now() WHERE id = $1",
+                " completed_at = now() WHERE id = $1 AND state = 'PENDING' RETURNING true",
                 journal_id,
                 response,
                 http_status,
                 err_code,
             )
+            if not done:
+                return False
+            for eff in effects:
+                await _apply(conn, eff)
+        return True
+
+    async def reply_of(self, journal_id: int) -> Existing:
+        """The journaled state and answer of a claim."""
+        r = await self.pool.fetchrow(
+            "SELECT state, response, http_status, err_code FROM journal WHERE id = $1", journal_id
+        )
+        assert r is not None, "a claimed journal row vanished"
+        response = None if r["response"] is None else bytes(r["response"])
+        return Existing(True, r["state"] == "DONE", response, r["http_status"], r["err_code"])
+
+    async def stale_claims(self, older_than_s: float, limit: int) -> list[StaleClaim]:
+        """Claims still PENDING `older_than_s` after they were taken (the database's clock), oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT id AS journal_id, fixmedins_code, msgid, infno, request::text AS request_json, received_at"
+            " FROM journal WHERE state = 'PENDING' AND received_at < now() - make_interval(secs => $1)"
+            " ORDER BY id LIMIT $2",
+            older_than_s,
+            limit,
+        )
+        return [StaleClaim(**dict(r)) for r in rows]
 
     # settlements ----------------------------------------------------------------------------------
     async def settlement_by_setl_id(self, setl_id: str) -> Settlement | None:

@@ -17,7 +17,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from adapters.core_fsi import FsiCore
+from adapters.core_guard import GuardedCore
 from adapters.pg_blacklist import load_world, prune_changes
+from adapters.pg_journal_chain import run_sealer
 from adapters.pg_migrate import ensure_database, migrate
 from adapters.pg_store import PgStore
 from blacklist_cache.follower import Follower
@@ -44,6 +46,7 @@ from gateway.keys import (
 )
 from gateway.keystore import load_keys
 from gateway.pipeline.context import Deps
+from gateway.pipeline.recovery import JournalRecovery
 from gateway.pipeline.reversals import ReversalWorker
 from gateway.pipeline.service import Gateway
 from gateway.settings import Settings
@@ -113,7 +116,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             counts = await load_world(pool, world)
             log.info("world loaded: %s", counts)
         redis = Redis.from_url(s.redis_url)
-        core = FsiCore(s.core_url, pool_size=s.core_pool_size)
+        core = GuardedCore(
+            FsiCore(s.core_url, pool_size=s.core_pool_size),
+            failure_threshold=s.core_breaker_failures,
+            reset_timeout_s=s.core_breaker_reset_s,
+            max_in_flight=s.core_max_in_flight,
+            queue_wait_s=s.core_queue_wait_s,
+            on_short_circuit=lambda reason: app[METRICS].core_short_circuits.labels(reason).inc(),
+        )
+        app[METRICS].watch_core(core)
         try:
             guard = RedisGuard(redis, s.redis_prefix, 2 * s.freshness_s + 60)
             redis_bl = RedisBlacklist(redis, s.redis_prefix)
@@ -156,11 +167,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 )
             worker = ReversalWorker(deps)
             await worker.refresh_metrics()
+            recovery = JournalRecovery(deps)
+            try:  # before serving, so a retry of an abandoned msgid finds its answer
+                await recovery.run_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("journal recovery at start-up: %s (retried periodically)", type(exc).__name__)
             tasks = [
                 asyncio.create_task(publisher.run()),
                 asyncio.create_task(follower.run()),
                 asyncio.create_task(_prune_forever(pool, s.blacklist_retention_days)),
                 asyncio.create_task(worker.run_forever()),
+                asyncio.create_task(run_sealer(pool, 0.5)),
+                asyncio.create_task(recovery.run_forever()),
             ]
             yield
             for task in tasks:

@@ -1,4 +1,4 @@
-"""The `onecard` command: serve, core-sim, seed, demo, migrate."""
+"""The `onecard` command: serve, core-sim, seed, demo, migrate, journal verify, reconcile."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 from gateway.domain.errors import ConfigError
@@ -117,6 +118,64 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _journal_verify(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    import asyncpg
+
+    from adapters.pg_journal_chain import verify
+    from gateway.settings import load_settings
+
+    settings = load_settings(args.config, os.environ)
+
+    async def go() -> int:
+        async with asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2) as pool:
+            res = await verify(pool, day=args.day, tz=ZoneInfo(settings.timezone), stale_s=args.stale_s)
+        scope = f"day {args.day.isoformat()}" if args.day else "whole chain"
+        if res.ok:
+            print(f"journal chain OK ({scope}): {res.rows} rows verified; head seq {res.head_seq} {res.head_hash}")
+        else:
+            print(f"journal chain BROKEN ({scope}) at journal id {res.first_broken_id}: {res.reason}")
+            print(f"  {res.rows} rows verified before it; head seq {res.head_seq} {res.head_hash}")
+        if res.unsealed:
+            print(
+                f"  {res.unsealed} completed rows not yet sealed after {args.stale_s:g} s"
+                f" (oldest id {res.oldest_unsealed_id}): is a gateway with its sealer running?"
+            )
+        return 0 if res.ok else 1
+
+    return asyncio.run(go())
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from gateway.reconcile import run
+    from gateway.settings import load_settings
+
+    if args.to < args.from_:
+        raise ConfigError("--to is before --from")
+    settings = load_settings(args.config, os.environ)
+    return asyncio.run(
+        run(
+            settings.pg_dsn,
+            args.institution,
+            args.from_,
+            args.to,
+            tz=ZoneInfo(settings.timezone),
+            core_url=args.core_url,
+            as_json=args.json,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(prog="onecard", description="Social security card settlement gateway")
@@ -157,6 +216,25 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--all", action="store_true", help="print accepted lines too, not only the others")
     bi.add_argument("--config", help="settings file (TOML)")
     bi.set_defaults(func=_blacklist_import)
+
+    jr = sub.add_parser("journal", help="the tamper-evident journal")
+    jrsub = jr.add_subparsers(dest="journal_command", required=True)
+    jv = jrsub.add_parser("verify", help="recompute the hash chain; exit 0 intact, 1 broken (names the first row)")
+    jv.add_argument("--day", metavar="DATE", type=_date, help="only the rows completed on this local date (YYYY-MM-DD)")
+    jv.add_argument("--stale-s", type=float, default=60.0, help="report DONE rows unsealed for longer (default 60)")
+    jv.add_argument("--config", help="settings file (TOML)")
+    jv.set_defaults(func=_journal_verify)
+
+    rc = sub.add_parser("reconcile", help="an institution's totals and breaks, against the core with --core-url")
+    rc.add_argument("--institution", required=True, help="fixmedins_code")
+    rc.add_argument(
+        "--from", dest="from_", metavar="DATE", type=_date, required=True, help="first local date (YYYY-MM-DD)"
+    )
+    rc.add_argument("--to", metavar="DATE", type=_date, required=True, help="last local date, inclusive (YYYY-MM-DD)")
+    rc.add_argument("--core-url", help="insurance core (simulator) base URL: compare with its ledger")
+    rc.add_argument("--json", action="store_true", help="print JSON")
+    rc.add_argument("--config", help="settings file (TOML)")
+    rc.set_defaults(func=_reconcile)
 
     b = sub.add_parser("bench", help="benchmarks that print numbers (see docs/benchmarks.md)")
     b.add_argument("what", choices=["blacklist", "import", "micro"])

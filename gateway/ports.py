@@ -16,7 +16,7 @@ from gateway.domain.core import (
     Reversed,
 )
 from gateway.domain.effects import Effect
-from gateway.domain.journal import ClaimResult, Existing, GuardResult, ReversalJob
+from gateway.domain.journal import ClaimResult, Existing, GuardResult, ReversalJob, StaleClaim
 from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
 
 
@@ -83,8 +83,20 @@ class Store(Protocol):
         http_status: int,
         err_code: str | None,
         effects: Sequence[Effect] = (),
-    ) -> None:
-        """Store the response and apply the effects atomically, before the answer leaves."""
+    ) -> bool:
+        """Store the response and apply the effects atomically, before the answer leaves.
+
+        Only a PENDING claim is completed: False (nothing stored, no effect applied) when the row was already
+        DONE, i.e. recovery answered for a process it took for dead; that stored answer then stands.
+        """
+        ...
+
+    async def reply_of(self, journal_id: int) -> Existing:
+        """The journaled state and answer of a claim."""
+        ...
+
+    async def stale_claims(self, older_than_s: float, limit: int) -> list[StaleClaim]:
+        """Claims still PENDING `older_than_s` after they were taken (by the database's clock), oldest first."""
         ...
 
     async def settlement_by_setl_id(self, setl_id: str) -> Settlement | None: ...

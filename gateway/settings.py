@@ -46,6 +46,12 @@ class Settings:
     import_max_bytes: int = 4 * 1024**3
     pg_pool_min: int = 2
     pg_pool_max: int = 20
+    core_breaker_failures: int = 5  # failures in a row that open the core's circuit breaker
+    core_breaker_reset_s: float = 5.0  # open this long, then one probe (half-open)
+    core_max_in_flight: int = 200  # core calls at once per process
+    core_queue_wait_s: float = 0.05  # how long a call waits for a free slot before CORE_UNAVAILABLE
+    journal_recovery_grace_s: float = 60.0  # a claim PENDING longer than this belongs to a dead process
+    journal_recovery_interval_s: float = 30.0  # how often every process looks for such claims
 
 
 # environment variable → (field, parser)
@@ -71,9 +77,23 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
     "ONECARD_BLACKLIST_STALENESS_S": ("blacklist_staleness_s", float),
     "ONECARD_BLACKLIST_RETENTION_DAYS": ("blacklist_retention_days", int),
+    "ONECARD_CORE_BREAKER_FAILURES": ("core_breaker_failures", int),
+    "ONECARD_CORE_BREAKER_RESET_S": ("core_breaker_reset_s", float),
+    "ONECARD_CORE_MAX_IN_FLIGHT": ("core_max_in_flight", int),
+    "ONECARD_CORE_QUEUE_WAIT_S": ("core_queue_wait_s", float),
+    "ONECARD_JOURNAL_RECOVERY_GRACE_S": ("journal_recovery_grace_s", float),
+    "ONECARD_JOURNAL_RECOVERY_INTERVAL_S": ("journal_recovery_interval_s", float),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def longest_claim_s(s: Settings) -> float:
+    """The longest a live request can hold its journal claim: a person read, then up to three postings each
+    followed by a re-read (pipeline.settle.MAX_POST_ATTEMPTS), each call after a wait for a free slot, plus
+    10 s for PostgreSQL and scheduling. Recovery must wait longer before it calls a claim abandoned."""
+    call = s.core_queue_wait_s
+    return (call + s.core_read_timeout_s) + 3 * (2 * call + s.core_timeout_s + s.core_read_timeout_s) + 10.0
 
 
 def _coerce(name: str, value: Any, kind: str, errors: list[str]) -> Any:
@@ -134,6 +154,20 @@ def load_settings(
         errors.append(f"feed_tokens: {exc}")
     if s.blacklist_retention_days < 1:
         errors.append("blacklist_retention_days: must be at least 1")
+    if s.core_breaker_failures < 1:
+        errors.append("core_breaker_failures: must be at least 1")
+    if s.core_breaker_reset_s <= 0:
+        errors.append("core_breaker_reset_s: must be positive")
+    if s.core_max_in_flight < 1:
+        errors.append("core_max_in_flight: must be at least 1")
+    if s.core_queue_wait_s < 0:
+        errors.append("core_queue_wait_s: must not be negative")
+    if s.journal_recovery_grace_s <= longest_claim_s(s):
+        errors.append(
+            f"journal_recovery_grace_s: must exceed {longest_claim_s(s):g} s, the longest a live request can run"
+        )
+    if s.journal_recovery_interval_s <= 0:
+        errors.append("journal_recovery_interval_s: must be positive")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from coresim.app import start_core_sim
 from gateway.app import create_app
+from gateway.keys import SETTINGS
 from gateway.settings import Settings
 from loadtest.terminal import CALL_SERVICE, Built, SimCard, Terminal
 from loadtest.world import generate, write_world
@@ -85,6 +86,8 @@ def settings(pg_dsn: str, redis_prefix: str, core_url: str, world_file: Path) ->
         admin_token="test-admin-token",
         core_timeout_s=1.0,
         core_read_timeout_s=1.0,
+        # The shared app's breaker never opens (drills take the core down); breaker tests build their own app.
+        core_breaker_failures=1_000_000,
     )
 
 
@@ -105,6 +108,7 @@ class Fleet:
         self.cards: dict[str, SimCard] = {}
         self.used: set[str] = set()
         self.msg_seqs: dict[str, itertools.count[int]] = {}
+        self._own = itertools.count(1)
         self.persons = {p["psn_no"]: p for p in world["persons"]}
 
     async def call(self, built: Built, *, raw: bytes | None = None) -> tuple[int, dict[str, Any], Any]:
@@ -129,6 +133,29 @@ class Fleet:
             _status, resp, _ = await self.call(t.sign_in())
             assert resp["infcode"] == 0, resp
             t.sign_no = resp["output"]["signinoutb"]["sign_no"]
+        return t
+
+    async def new_terminal(self, kind: str = "hospital") -> Terminal:
+        """A signed-in terminal of an institution registered just now for the caller, so that its totals
+        (3201/3202, drills) are its own whatever the other tests settle."""
+        n = next(self._own)
+        code = ("H" if kind == "hospital" else "P") + f"330200{99800 + n:05d}"
+        psam_no = f"330200{998000 + n:06d}"
+        conn = await asyncpg.connect(self.client.app[SETTINGS].pg_dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO institutions (fixmedins_code, fixmedins_name, kind, level, region)"
+                " VALUES ($1, $2, $3, $4, '330200')",
+                code, f"演练机构{n}", kind, 3 if kind == "hospital" else 0,
+            )  # fmt: skip
+            await conn.execute("INSERT INTO psams (psam_no, fixmedins_code) VALUES ($1, $2)", psam_no, code)
+        finally:
+            await conn.close()
+        t = Terminal(code, f"演练机构{n}", psam_no)
+        self.terminals[psam_no] = t
+        _status, resp, _ = await self.call(t.sign_in())
+        assert resp["infcode"] == 0, resp
+        t.sign_no = resp["output"]["signinoutb"]["sign_no"]
         return t
 
     def card(

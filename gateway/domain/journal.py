@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +48,15 @@ class ReversalJob:
     psn_no: str
     attempts: int
     age_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StaleClaim:
+    """A journal claim still PENDING past the recovery grace period: its process died mid-request."""
+
+    journal_id: int
+    fixmedins_code: str
+    msgid: str
+    infno: str
+    request_json: str  # the canonical request body, as claimed
+    received_at: datetime

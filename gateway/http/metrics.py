@@ -16,6 +16,13 @@ class _Followed(Protocol):
     def age_s(self) -> float: ...
 
 
+class _GuardedCore(Protocol):
+    @property
+    def state(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+
+
 class Metrics:
     """The gateway's metrics in their own registry."""
 
@@ -58,6 +65,19 @@ class Metrics:
             "Seconds since this process last proved its blacklist current",
             registry=r,
         )
+        self.core_breaker_state = Gauge(
+            "onecard_core_breaker_state", "Core circuit breaker: 0 closed, 1 half-open, 2 open", registry=r
+        )
+        self.core_in_flight = Gauge("onecard_core_in_flight", "Core calls in flight in this process", registry=r)
+        self.core_short_circuits = Counter(
+            "onecard_core_short_circuits",
+            "Core calls refused unsent (open: breaker open; half_open: probe in flight; in_flight: no free slot)",
+            ["reason"],
+            registry=r,
+        )
+        self.journal_recovered = Counter(
+            "onecard_journal_recovered", "Abandoned PENDING claims completed as -1 CORE_TIMEOUT", registry=r
+        )
         self.blacklist_lookups = Counter(
             "onecard_blacklist_lookups", "Blacklist checks by where they were answered", ["path"], registry=r
         )
@@ -66,3 +86,8 @@ class Metrics:
         """Export the in-process blacklist's applied version and its age, read at scrape time."""
         self.blacklist_version.set_function(lambda: -1 if local.version is None else local.version)
         self.blacklist_age.set_function(lambda: local.age_s)
+
+    def watch_core(self, core: _GuardedCore) -> None:
+        """Export the core guard's breaker state and calls in flight, read at scrape time."""
+        self.core_breaker_state.set_function(lambda: core.state)
+        self.core_in_flight.set_function(lambda: core.in_flight)

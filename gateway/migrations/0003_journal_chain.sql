@@ -24,3 +24,6 @@ CREATE TABLE journal_chain (
     sealed_at   timestamptz
 );
 INSERT INTO journal_chain (chain, last_hash) VALUES ('journal', '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea);
+
+-- Crash recovery scans for requests claimed but never answered.
+CREATE INDEX journal_pending ON journal (received_at) WHERE state = 'PENDING';

@@ -18,7 +18,7 @@ from gateway.domain.effects import Effect, QueueReversal
 from gateway.domain.envelope import CANCEL, SETTLE, Envelope, parse_envelope
 from gateway.domain.errors import Declined, GatewayError
 from gateway.domain.inputs import PersonQuery, SettleInput, mac_amount, parse_input
-from gateway.domain.journal import Claimed
+from gateway.domain.journal import Claimed, Existing
 from gateway.domain.registry import mask
 from gateway.domain.security import DeclinedAfterMac, verify
 from gateway.pipeline import flows
@@ -106,15 +106,24 @@ class Gateway:
         txn.trace.append(outcome.code.value)
         now = self.d.now()
         reply = build_reply(outcome, txn.verified, self.refids.next(now), txn.received, now)
-        if txn.journal_id is not None:
-            await self.d.store.complete(
-                txn.journal_id,
-                reply.body,
-                reply.status,
-                None if outcome.code is ResultCode.OK else outcome.code.value,
-                txn.effects,
-            )
+        if txn.journal_id is not None and not await self.d.store.complete(
+            txn.journal_id,
+            reply.body,
+            reply.status,
+            None if outcome.code is ResultCode.OK else outcome.code.value,
+            txn.effects,
+        ):
+            # Recovery took this claim for a dead process's and answered it (queuing any reversal owed): a
+            # msgid has one answer (SPEC §5.2), so that one is sent and this outcome is dropped.
+            log.warning("msgid %s was answered by journal recovery first", txn.env.msgid if txn.env else "-")
+            txn.trace.append("recovered")
+            return self._journaled(await self.d.store.reply_of(txn.journal_id))
         return reply
+
+    @staticmethod
+    def _journaled(ex: Existing) -> Reply:
+        assert ex.response is not None
+        return Reply(ex.http_status or 200, ex.response, ResultCode(ex.err_code) if ex.err_code else ResultCode.OK)
 
     async def _authenticate(self, txn: Txn, body: bytes) -> Outcome | None:
         """Envelope, registry, sign-in, cryptograms and idempotency. Returns an outcome to stop early."""

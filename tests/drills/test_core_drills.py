@@ -15,7 +15,7 @@ from loadtest.terminal import Built, SimCard, Terminal
 from tests.conftest import Fleet
 from tests.e2e.helpers import core_ledger, core_person, fen, pg_rows, plain_items, put_faults
 
-TERMINALS = (("hospital", 0), ("hospital", 1), ("pharmacy", 0), ("pharmacy", 1))
+TERMINALS = ("hospital", "hospital", "pharmacy", "pharmacy")  # institutions of their own, registered per drill
 
 
 @dataclass
@@ -33,8 +33,8 @@ async def load(fleet: Fleet, world: dict[str, Any], core_url: str, per_terminal:
     drill = Drill()
     item = plain_items(world, "A", 1, min_price="5")[0]
     terminals: list[tuple[Terminal, SimCard, str]] = []
-    for kind, index in TERMINALS:
-        t = await fleet.terminal(kind, index)
+    for kind in TERMINALS:
+        t = await fleet.new_terminal(kind)
         card, _ = fleet.card(insutype="310", min_balance=50_000)
         drill.cards[card.psn_no] = card
         drill.initial[card.psn_no] = fen((await core_person(core_url, card.psn_no))["balance"])

@@ -93,8 +93,8 @@ class TestRedisRestart:
         drill = Drill()
         item = plain_items(world, "A", 1, min_price="5")[0]
         lanes: list[tuple[Terminal, SimCard, str]] = []
-        for kind, index in TERMINALS:
-            t = await fleet.terminal(kind, index)
+        for kind in TERMINALS:
+            t = await fleet.new_terminal(kind)
             card, _ = fleet.card(insutype="310", min_balance=50_000)
             drill.cards[card.psn_no] = card
             drill.initial[card.psn_no] = fen((await core_person(core_url, card.psn_no))["balance"])

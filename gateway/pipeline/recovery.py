@@ -1,0 +1,123 @@
+"""Journal recovery: answers the requests a dead process claimed and never answered (SPEC §5, §5.2).
+
+A claim still PENDING after `journal_recovery_grace_s` (longer than any live request can hold one, see
+`settings.longest_claim_s`) belongs to a process killed mid-request, and the core may have acted on it. It is
+completed as -1 CORE_TIMEOUT, built like every other reply, so a retry of the msgid gets one stable answer. For
+a money transaction the 2601 the terminal is promised is queued in the same PostgreSQL transaction, and an
+interrupted settle is recorded UNKNOWN until the reversal worker closes it. Every process runs this at start-up
+and then periodically; the store completes a claim only while it is still PENDING, so the first one wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+
+from gateway.domain.codes import ResultCode
+from gateway.domain.effects import Effect, NewSettlement, QueueReversal, SetSettlementState
+from gateway.domain.envelope import CANCEL, SETTLE, Envelope, parse_envelope
+from gateway.domain.errors import GatewayError
+from gateway.domain.inputs import CancelInput, Input, ReverseInput, SettleInput, parse_input
+from gateway.domain.journal import StaleClaim
+from gateway.domain.registry import Settlement
+from gateway.pipeline.context import Deps
+from gateway.pipeline.reply import Outcome, RefIds, build_reply
+
+log = logging.getLogger("onecard.recovery")
+
+_NO_MAC2 = "no MAC2: the session key died with the process"
+_MONEY = SETTLE | CANCEL | {"2601"}
+
+
+class JournalRecovery:
+    """Completes abandoned claims; safe to run in every process at once."""
+
+    def __init__(self, deps: Deps, *, batch: int = 100) -> None:
+        self.d = deps
+        self.batch = batch
+        self.refids = RefIds(deps.settings.gateway_region)
+
+    async def run_once(self) -> int:
+        """Complete every claim abandoned now; returns how many this process completed."""
+        done = 0
+        while True:
+            stale = await self.d.store.stale_claims(self.d.settings.journal_recovery_grace_s, self.batch)
+            for claim in stale:
+                done += await self._complete(claim)
+            if len(stale) < self.batch:
+                return done
+
+    async def run_forever(self) -> None:
+        """A pass every `journal_recovery_interval_s` (after the start-up pass); errors are logged, never fatal."""
+        while True:
+            await asyncio.sleep(self.d.settings.journal_recovery_interval_s)
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("journal recovery pass failed")
+
+    async def _complete(self, claim: StaleClaim) -> int:
+        env, inp = _parsed(claim.request_json)
+        effects = await self._owed(claim, env, inp) if claim.infno in _MONEY else []
+        if effects:
+            why = "a reversal is queued and will be completed"
+        else:
+            why = "no money moves in this transaction, nothing to reverse"
+        out = Outcome(
+            ResultCode.CORE_TIMEOUT,
+            f"outcome unknown: the gateway stopped while processing this request; {why} ({_NO_MAC2})",
+        )
+        now = self.d.now()
+        received = claim.received_at.astimezone(self.d.tz)
+        # No Verified: the MAC2 key is derived per session from the request, and is not kept anywhere.
+        reply = build_reply(out, None, self.refids.next(now), received, now)
+        if not await self.d.store.complete(claim.journal_id, reply.body, reply.status, out.code.value, effects):
+            return 0  # its owner or another process completed it meanwhile
+        self.d.metrics.journal_recovered.inc()
+        if effects:
+            self.d.metrics.reversals_queued.inc()
+        log.warning("abandoned claim recovered: infno=%s msgid=%s reversal=%s", claim.infno, claim.msgid, bool(effects))
+        return 1
+
+    async def _owed(self, claim: StaleClaim, env: Envelope | None, inp: Input | None) -> list[Effect]:
+        """What the interrupted flow's CORE_TIMEOUT branch would have journaled (settle.py, flows.py)."""
+        code, msgid, infno = claim.fixmedins_code, claim.msgid, claim.infno
+        store = self.d.store
+        if isinstance(inp, ReverseInput):
+            s = await store.settlement_by_msgid(code, inp.omsgid)
+            if inp.oinfno in SETTLE and s is not None and s.state in ("CANCELLED", "CANCELLING"):
+                return []  # the flow refuses NOT_REVERSIBLE before sending anything
+            return [QueueReversal(code, inp.omsgid, inp.oinfno, inp.psn_no)]
+        if isinstance(inp, CancelInput):
+            effects: list[Effect] = []
+            s = await store.settlement_by_setl_id(inp.setl_id)
+            if s is not None and s.fixmedins_code == code and s.state == "CANCELLING" and s.cancel_msgid is None:
+                # This cancel took the settlement and died: tie it to this msgid so the reversal restores it.
+                effects.append(SetSettlementState(code, s.msgid, "CANCELLING", cancel_msgid=msgid))
+            return [*effects, QueueReversal(code, msgid, infno, inp.psn_no)]
+        if isinstance(inp, SettleInput) and env is not None:
+            effects = [QueueReversal(code, msgid, infno, inp.psn_no)]
+            if await store.settlement_by_msgid(code, msgid) is None:
+                # Only the request is known: the split was computed from the core's state of that moment.
+                record = Settlement(
+                    code, msgid, None, infno, inp.psn_no, inp.card_sn, "UNKNOWN", env.safe.pin, False,
+                    inp.medfee_sumamt, 0, 0, 0, 0, claim.received_at,
+                )  # fmt: skip
+                effects.insert(0, NewSettlement(record))
+            return effects
+        # Unreadable request (cannot happen for a claim, which follows a parse): owe the core a reversal anyway.
+        log.error("abandoned claim %s: request unreadable, reversal queued without a person", msgid)
+        return [QueueReversal(code, msgid, infno, "")] if infno != "2601" else []
+
+
+def _parsed(request_json: str) -> tuple[Envelope | None, Input | None]:
+    """The claimed request through the same parsers as at its arrival."""
+    try:
+        env = parse_envelope(orjson.loads(request_json))
+        return env, parse_input(env)
+    except (orjson.JSONDecodeError, GatewayError):
+        return None, None
