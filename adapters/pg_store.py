@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -17,6 +19,7 @@ from gateway.domain.effects import (
     ReleaseDefaultPin,
     SetSettlementState,
 )
+from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.journal import Claimed, ClaimResult, Existing, ReversalJob, StaleClaim
 from gateway.domain.pin import DefaultPinUsage
 from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
@@ -54,6 +57,43 @@ def _settlement(r: asyncpg.Record) -> Settlement:
     return Settlement(**dict(r))
 
 
+T = TypeVar("T")
+
+# Errors meaning "PostgreSQL cannot be used right now" (restart, network, exhausted server), as opposed to bugs.
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def _map_unavailable(cls: type[T]) -> type[T]:
+    """Wrap every public coroutine method: connection-level failures leave the adapter as
+    `DependencyUnavailable` (-1 OVERLOADED), never as an asyncpg exception (STYLE §4)."""
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.iscoroutinefunction(fn):
+            continue
+
+        def wrap(fn: Any, name: str = name) -> Any:
+            @functools.wraps(fn)
+            async def mapped(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await fn(*args, **kwargs)
+                except _UNAVAILABLE as exc:
+                    raise DependencyUnavailable(f"PostgreSQL unavailable ({type(exc).__name__} in {name})") from exc
+
+            return mapped
+
+        setattr(cls, name, wrap(fn))
+    return cls
+
+
+@_map_unavailable
 class PgStore:
     """Registry, sessions, journal and settlements in one PostgreSQL database."""
 

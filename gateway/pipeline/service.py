@@ -16,7 +16,7 @@ import orjson
 from gateway.domain.codes import ResultCode
 from gateway.domain.effects import Effect, QueueReversal
 from gateway.domain.envelope import CANCEL, SETTLE, Envelope, parse_envelope
-from gateway.domain.errors import Declined, GatewayError
+from gateway.domain.errors import Declined, DependencyUnavailable, GatewayError
 from gateway.domain.inputs import PersonQuery, SettleInput, mac_amount, parse_input
 from gateway.domain.journal import Claimed, Existing
 from gateway.domain.registry import mask
@@ -50,6 +50,12 @@ class Gateway:
         infno = "????"
         try:
             reply = await self._run(txn, body)
+        except DependencyUnavailable as exc:
+            # PostgreSQL or Redis failed where the answer could not be journaled: -1, not settled. A claimed row
+            # stays PENDING; crash recovery answers its retries and owes the core a reversal for money.
+            log.warning("not settled, dependency unavailable: %s trace=%s", exc, txn.trace)
+            out = Outcome(ResultCode.OVERLOADED, f"{exc}; not settled, retry with the same msgid")
+            reply = build_reply(out, txn.verified, self.refids.next(self.d.now()), txn.received, self.d.now())
         except Exception:  # a bug: answer INTERNAL with a trace id, never card data
             trace_id = self.refids.next(self.d.now())
             log.exception("INTERNAL trace_id=%s trace=%s", trace_id, txn.trace)
