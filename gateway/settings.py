@@ -61,6 +61,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_REDIS_PREFIX": ("redis_prefix", str),
     "ONECARD_CORE_URL": ("core_url", str),
     "ONECARD_CORE_TIMEOUT_S": ("core_timeout_s", float),
+    "ONECARD_CORE_READ_TIMEOUT_S": ("core_read_timeout_s", float),
     "ONECARD_DEV": ("dev_mode", bool),
     "ONECARD_KEYS_FILE": ("keys_file", str),
     "ONECARD_KEYS": ("keys_json", str),

@@ -122,6 +122,7 @@ class TestRedisRestart:
         assert codes <= {"OK", "OVERLOADED", "CORE_TIMEOUT", "CORE_UNAVAILABLE"}, codes
         assert "OK" in codes
         counts = await reconcile(drill, settings, core_url)
+        print(f"drill: {len(drill.sent)} settlements from {len(drill.cards)} terminals; told {counts}; balanced")
         assert counts.get("OK", 0) > 0
         # and the lists are back in Redis: a listed card is refused by this gateway again
         for _ in range(100):

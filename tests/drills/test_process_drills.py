@@ -1,0 +1,117 @@
+"""A gateway process killed with SIGKILL in the middle of concurrent settlements, then started again: every
+message gets a final answer on retry (the same msgid), every unknown outcome is reversed, and the three-way
+reconciliation balances."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
+from tests.conftest import Fleet
+from tests.drills.test_core_drills import TERMINALS, Drill, reconcile
+from tests.e2e.helpers import core_person, fen, plain_items, put_faults
+
+GRACE_S = 18.0  # the smallest recovery grace the settings accept with 1 s core timeouts
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_gateway(settings: Any, port: int) -> asyncio.subprocess.Process:
+    """`onecard serve` on the session's PostgreSQL, Redis prefix and core, ready."""
+    env = {
+        **os.environ, "ONECARD_PG_DSN": settings.pg_dsn, "ONECARD_REDIS_URL": settings.redis_url,
+        "ONECARD_REDIS_PREFIX": settings.redis_prefix, "ONECARD_ADMIN_TOKEN": "drill",
+        "ONECARD_CORE_TIMEOUT_S": "1", "ONECARD_CORE_READ_TIMEOUT_S": "1",
+        "ONECARD_JOURNAL_RECOVERY_GRACE_S": str(GRACE_S), "ONECARD_JOURNAL_RECOVERY_INTERVAL_S": "0.5",
+        "ONECARD_CORE_BREAKER_FAILURES": "1000000",
+    }  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--dev", "--port", str(port), "--core-url", settings.core_url,
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    if r.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    proc.kill()
+    await proc.wait()
+    pytest.fail("the gateway did not become ready")
+
+
+class TestKill:
+    async def test_sigkill_mid_load_and_restart(self, fleet: Fleet, world, core_url, settings):
+        """SIGKILL while settlements are in flight; restart; retries get final answers; the books balance."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}{CALL_SERVICE}"
+        proc = await start_gateway(settings, port)
+        drill = Drill()
+        item = plain_items(world, "A", 1, min_price="5")[0]
+        lanes: list[tuple[Terminal, SimCard, str]] = []
+        for kind in TERMINALS:
+            t = await fleet.new_terminal(kind)
+            card, _ = fleet.card(insutype="310", min_balance=50_000)
+            drill.cards[card.psn_no] = card
+            drill.initial[card.psn_no] = fen((await core_person(core_url, card.psn_no))["balance"])
+            lanes.append((t, card, "2207" if kind == "hospital" else "2102"))
+        lost: list[str] = []  # sent, no answer: the process died under them
+
+        async def lane(http: aiohttp.ClientSession, t: Terminal, card: SimCard, infno: str) -> None:
+            for _ in range(8):
+                b = t.settle(infno, card, [(item["med_list_codg"], "2", item["price"])])
+                drill.sent[b.body["msgid"]] = b
+                try:
+                    async with http.post(url, data=orjson.dumps(b.body)) as r:
+                        drill.told[b.body["msgid"]] = orjson.loads(await r.read())
+                except aiohttp.ClientError:
+                    lost.append(b.body["msgid"])
+                    return
+
+        async def kill() -> None:
+            await asyncio.sleep(0.6)
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+
+        await put_faults(core_url, {"latency_ms": 150})  # keep settlements in flight when the blow falls
+        try:
+            async with aiohttp.ClientSession() as http:
+                await asyncio.gather(kill(), *(lane(http, *x) for x in lanes))
+        finally:
+            await put_faults(core_url, {})
+        assert lost, "the kill should have caught some requests in flight"
+        proc = await start_gateway(settings, port)
+        try:
+            async with aiohttp.ClientSession() as http:
+                for msgid in lost:
+                    b = drill.sent[msgid]
+                    for _ in range(int(GRACE_S * 4)):  # same msgid until the answer is final
+                        async with http.post(url, data=orjson.dumps(b.body)) as r:
+                            resp = orjson.loads(await r.read())
+                        if resp["err_code"] != "OVERLOADED":
+                            break
+                        await asyncio.sleep(0.5)
+                    drill.told[msgid] = resp
+                    assert resp["err_code"] != "OVERLOADED", "a killed request never got a final answer"
+            counts = await reconcile(drill, settings, core_url)
+            print(f"drill: {len(drill.sent)} settlements, {len(lost)} cut by SIGKILL; told {counts}; balanced")
+        finally:
+            proc.terminate()
+            await proc.wait()
+        assert counts.get("OK", 0) > 0
