@@ -69,6 +69,9 @@ _UNAVAILABLE = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # raised when a connection broke in the middle of an operation (e.g. the server restarted under a
+    # transaction and the rollback finds the protocol mid-flight): the connection is gone, not our state
+    asyncpg.InternalClientError,
 )
 
 
