@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import PG_ADMIN, REDIS_URL
+from tests.ports import free_port
 
 ONECARD = [sys.executable, "-m", "gateway"]
 
@@ -30,12 +30,6 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
         env={**os.environ, **(env or {})},
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, seconds: float = 30) -> tuple[int, bytes]:

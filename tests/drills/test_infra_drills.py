@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,12 +19,7 @@ from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
 from tests.conftest import Fleet
 from tests.drills.test_core_drills import TERMINALS, Drill, reconcile
 from tests.e2e.helpers import core_person, fen, plain_items
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 class RedisServer:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -23,14 +22,9 @@ from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
 from tests.conftest import Fleet
 from tests.drills.test_core_drills import Drill, reconcile
 from tests.e2e.helpers import core_person, fen, plain_items
+from tests.ports import free_port
 
 GRACE_S = 18.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pg_version() -> str:

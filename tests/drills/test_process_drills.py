@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from typing import Any
 
@@ -19,14 +18,9 @@ from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
 from tests.conftest import Fleet
 from tests.drills.test_core_drills import TERMINALS, Drill, reconcile
 from tests.e2e.helpers import core_person, fen, plain_items, put_faults
+from tests.ports import free_port
 
 GRACE_S = 18.0  # the smallest recovery grace the settings accept with 1 s core timeouts
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def start_gateway(settings: Any, port: int) -> asyncio.subprocess.Process:

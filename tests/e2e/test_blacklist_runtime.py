@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import os
 import re
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from gateway.keys import LOCAL_BLACKLIST
 from loadtest.terminal import CALL_SERVICE
 from tests.conftest import REDIS_URL, Fleet
 from tests.e2e.helpers import ADMIN, pick_card
+from tests.ports import free_port
 
 _seq = itertools.count(int(time.time() * 1000) + 9_000_000)
 
@@ -33,9 +33,7 @@ def metric(text: str, name: str, labels: str = "") -> float | None:
 @pytest.fixture(scope="module")
 async def second_gateway(settings) -> AsyncIterator[str]:
     """`onecard serve` as a separate process on the same PostgreSQL, Redis prefix and core."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ, "ONECARD_PG_DSN": settings.pg_dsn, "ONECARD_REDIS_URL": settings.redis_url,
         "ONECARD_REDIS_PREFIX": settings.redis_prefix, "ONECARD_ADMIN_TOKEN": "other-token",
