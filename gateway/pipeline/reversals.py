@@ -8,6 +8,7 @@ queue is leased with SKIP LOCKED, and the core's reversal is idempotent anyway.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 
 from gateway.domain.core import Reversal
@@ -17,6 +18,14 @@ from gateway.domain.journal import ReversalJob
 from gateway.pipeline.context import Deps, Txn
 
 log = logging.getLogger("onecard.reversals")
+
+
+def reversal_msgid(job: ReversalJob) -> str:
+    """The 2601's own msgid: derived from what it undoes, so every retry sends the same one and no two originals
+    share one, even across databases (a row id restarts at 1 in a new or restored database, and the core
+    remembers msgids for good: reusing one is MSGID_CONFLICT)."""
+    digest = hashlib.sha256(f"{job.fixmedins_code}|{job.omsgid}|{job.oinfno}".encode()).hexdigest()
+    return f"RV{digest[:28].upper()}"
 
 
 class ReversalWorker:
@@ -56,7 +65,7 @@ class ReversalWorker:
 
     async def _attempt(self, job: ReversalJob) -> None:
         d = self.d
-        msgid = f"RV{d.settings.gateway_region}{job.id:022d}"[:30]
+        msgid = reversal_msgid(job)
         req = Reversal(msgid, job.fixmedins_code, job.psn_no, job.omsgid, job.oinfno)
         txn = Txn(received=d.now())
         try:
