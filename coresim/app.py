@@ -90,4 +90,13 @@ def run(host: str, port: int, world_path: str | None) -> None:
     """Blocking entry point: load the world, serve until SIGINT/SIGTERM."""
     world = load_world(world_path) if world_path else None
     web.run_app(create_app(_state_of(world, local_now)), host=host, port=port, access_log=None,
-                print=lambda msg: log.info("%s", msg))  # fmt: skip
+                print=lambda msg: log.info("%s", msg), loop=new_event_loop())  # fmt: skip
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (Linux), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
