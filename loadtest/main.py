@@ -75,8 +75,10 @@ async def drive(
     *,
     rate: Any = None,
     state: dict[str, Any] | None = None,
+    sign_in: bool = True,
 ) -> tuple[Recorder, Fleet]:
-    """Sign the fleet in, then run the model for warm-up + duration seconds."""
+    """Sign the fleet in (unless `sign_in` is false: the pass-through has no sessions), then run the model for
+    warm-up + duration seconds."""
     fleet = Fleet(world, seed=args.seed)
     peak = (
         args.concurrency
@@ -90,7 +92,11 @@ async def drive(
     total = args.warmup + args.duration
     sender = Sender(url, connections=max(args.concurrency, 64) * 2)
     try:
-        await sender.sign_in_all(fleet.all_sites)
+        if sign_in:
+            await sender.sign_in_all(fleet.all_sites)
+        else:
+            for site in fleet.all_sites:
+                site.terminal.sign_no = "0" * 30
         rec = Recorder()
         if rate is None:
             await run_closed(sender, planner, rec, concurrency=args.concurrency, seconds=total)

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -49,6 +49,7 @@ class Stack:
     pg_kind: str
     redis_kind: str
     passthrough_url: str | None = None
+    pids: dict[str, int] = field(default_factory=dict)  # "gateway", "core", "passthrough" -> root pid
 
 
 async def _wait_ready(url: str, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
@@ -153,7 +154,9 @@ async def start_stack(
     exits.callback(_stop, gw)
     gw_url = f"http://127.0.0.1:{gw_port}"
     await _wait_ready(gw_url + "/readyz", gw, "the gateway", gw_log)
-    stack = Stack(gw_url, core_url, dsn, rd.url, prefix, pg.source, rd.source)
+    stack = Stack(
+        gw_url, core_url, dsn, rd.url, prefix, pg.source, rd.source, pids={"gateway": gw.pid, "core": core.pid}
+    )
     if passthrough:
         pt_port = free_port()
         pt_log = workdir / f"passthrough-{run_id}.log"
@@ -164,5 +167,6 @@ async def start_stack(
         )
         exits.callback(_stop, pt)
         stack.passthrough_url = f"http://127.0.0.1:{pt_port}"
+        stack.pids["passthrough"] = pt.pid
         await _wait_ready(stack.passthrough_url + "/healthz", pt, "the pass-through", pt_log)
     return stack

@@ -1,0 +1,130 @@
+"""`onecard bench gateway`: the gateway against a bare pass-through, one after the other, same machine and load.
+
+    onecard bench gateway --duration 60 --workers 2 --concurrency 64
+    onecard bench gateway --duration 60 --workers 2 --rate 1000      # open model: 1,000 arrivals per second
+
+Starts the core simulator, `onecard serve --workers N` and the pass-through (loadtest/passthrough.py, also N
+processes), then drives (a) the pass-through and (b) the gateway with the same fleet, scenario mix (2207
+settlements by default) and model, and prints for each: throughput, whole-request latency percentiles, the
+gateway's own latency (X-Gateway-Latency-Us), CPU seconds per request by process group, and last a line
+`ratio: X` (b's throughput over a's). Results (JSON and plot per phase) go to --out. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from loadtest import report
+from loadtest.check import check_run
+from loadtest.cpu import CpuMeter
+from loadtest.main import _check_line, _common, _machine, _world, drive
+from loadtest.runner import Recorder, parse_rate
+from loadtest.scenarios import parse_mix
+from loadtest.stack import start_stack
+
+
+def _cpu_line(used: dict[str, float], requests: int) -> str:
+    if not requests:
+        return "cpu: no requests"
+    parts = [f"{g} {used[g] / requests * 1e6:.0f}" for g in sorted(used, key=lambda g: -used[g]) if used[g] > 0]
+    return f"cpu µs/request: {', '.join(parts)} (total {sum(used.values()) / requests * 1e6:.0f})"
+
+
+async def _phase(
+    name: str, url: str, world: dict[str, Any], args: argparse.Namespace, rate: Any, meter: CpuMeter, sign_in: bool
+) -> tuple[Recorder, dict[str, float]]:
+    print(f"({name}) {url}: {args.warmup:.0f} s warm-up + {args.duration:.0f} s ...", flush=True)
+    meter.start()
+    rec, _fleet = await drive(url, world, parse_mix(args.mix), args, rate=rate, sign_in=sign_in)
+    return rec, meter.stop()
+
+
+async def _run(args: argparse.Namespace, world: dict[str, Any], world_path: Path, rate: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with AsyncExitStack() as exits:
+        stack = await start_stack(exits, world_path, Path(args.workdir), workers=args.workers, passthrough=True)
+        print(f"started: {args.workers} gateway and {args.workers} pass-through processes, core simulator,"
+              f" PostgreSQL {stack.pg_kind}, Redis {stack.redis_kind}")  # fmt: skip
+        names = {"postgres": ("postgres",), "redis": ("redis-server",)}
+        for phase, url, sign_in in (
+            ("pass-through", stack.passthrough_url, False),
+            ("gateway", stack.gateway_url, True),
+        ):
+            assert url is not None
+            trees = {"core": stack.pids["core"], phase: stack.pids["gateway" if sign_in else "passthrough"]}
+            meter = CpuMeter(trees, names, {"load generator": os.getpid()})
+            rec, cpu = await _phase(phase, url, world, args, rate, meter, sign_in)
+            out[phase] = (rec, cpu)
+        rec = out["gateway"][0]
+        if not args.no_check:
+            out["check"] = (
+                await check_run(rec.traces, stack.pg_dsn, stack.core_url, world=world, fresh_core=True)
+            ).as_dict()
+        else:
+            out["check"] = {"ok": None, "skipped": "--no-check"}
+    return out
+
+
+def _print(name: str, result: dict[str, Any], cpu: dict[str, float]) -> None:
+    lat, gw = result["latency_ms"]["whole"], result["latency_ms"]["gateway"]
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    print(
+        f"({name}) throughput {result['throughput_rps']:.1f}/s over {result['duration_s']:.0f} s ({result['count']} requests)"
+    )
+    print(f"  whole ms   p50 {ms(lat['p50'])}  p90 {ms(lat['p90'])}  p99 {ms(lat['p99'])}  p99.9 {ms(lat['p99_9'])}")
+    if gw["count"]:
+        print(f"  gateway ms p50 {ms(gw['p50'])}  p90 {ms(gw['p90'])}  p99 {ms(gw['p99'])}  p99.9 {ms(gw['p99_9'])}")
+    print(f"  outcomes {result['outcomes']}")
+    print("  " + _cpu_line(cpu, result["window"]["samples_measured"] + result["window"]["samples_warmup"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both phases and print the numbers."""
+    ap = argparse.ArgumentParser(prog="onecard bench gateway", description=__doc__.split("\n\n")[0])
+    _common(ap)
+    ap.set_defaults(duration=60.0, concurrency=64, persons=20000, out="bench-out")
+    ap.add_argument("--rate", type=float, help="open model at this many arrivals per second (default: closed)")
+    ap.add_argument("--mix", default="settle", help="scenario mix (default: 2207 settlements only)")
+    ap.add_argument("--no-check", action="store_true", help="skip the post-run check of the gateway phase")
+    args = ap.parse_args(argv)
+    if args.duration <= 0 or args.warmup < 0 or args.concurrency < 1 or args.workers < 1:
+        ap.error("--duration and --concurrency and --workers must be positive, --warmup not negative")
+    try:
+        parse_mix(args.mix)
+        rate = parse_rate(args.rate, None, None, args.warmup + args.duration) if args.rate else None
+    except ValueError as exc:
+        ap.error(str(exc))
+    args.model = "open" if rate else "closed"
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    world, world_path = _world(args, workdir)
+    print(f"machine: {_machine()}")
+    print(f"settings: model={args.model} rate={args.rate} concurrency={args.concurrency} workers={args.workers}"
+          f" mix={args.mix} warmup={args.warmup:.0f}s duration={args.duration:.0f}s persons={args.persons}")  # fmt: skip
+    res = asyncio.run(_run(args, world, world_path, rate))
+    out = Path(args.out)
+    tput: dict[str, float] = {}
+    for phase in ("pass-through", "gateway"):
+        rec, cpu = res[phase]
+        meta = {"command": " ".join(sys.argv), "phase": phase, "machine": _machine(), "cpu_s": cpu, **vars(args)}
+        result = report.summarize(rec.samples, warmup_s=args.warmup, duration_s=args.duration, meta=meta)
+        if phase == "gateway":
+            result["check"] = res["check"]
+        slug = phase.replace("-", "")
+        report.write_json(result, out / f"{slug}.json")
+        report.plot(rec.samples, out / f"{slug}.png", warmup_s=args.warmup, title=f"onecard bench gateway: {phase}")
+        _print(phase, result, cpu)
+        tput[phase] = result["throughput_rps"] or 0.0
+    print(f"check: {_check_line(res['check'])}")
+    print(f"wrote {out}/passthrough.json, gateway.json and their plots")
+    print(f"ratio: {tput['gateway'] / tput['pass-through']:.3f}" if tput["pass-through"] else "ratio: n/a")
+    return 0 if res["check"].get("ok") is not False else 1
