@@ -78,7 +78,8 @@ def _print(name: str, result: dict[str, Any], cpu: dict[str, float]) -> None:
         return "-" if v is None else f"{v:.2f}"
 
     print(
-        f"({name}) throughput {result['throughput_rps']:.1f}/s over {result['duration_s']:.0f} s ({result['count']} requests)"
+        f"({name}) throughput {result['throughput_rps']:.1f}/s over {result['duration_s']:.0f} s"
+        f" ({result['count']} requests)"
     )
     print(f"  whole ms   p50 {ms(lat['p50'])}  p90 {ms(lat['p90'])}  p99 {ms(lat['p99'])}  p99.9 {ms(lat['p99_9'])}")
     if gw["count"]:
@@ -108,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     world, world_path = _world(args, workdir)
     print(f"machine: {_machine()}")
-    print(f"settings: model={args.model} rate={args.rate} concurrency={args.concurrency} workers={args.workers}"
-          f" mix={args.mix} warmup={args.warmup:.0f}s duration={args.duration:.0f}s persons={args.persons}")  # fmt: skip
+    print(
+        f"settings: model={args.model} rate={args.rate} concurrency={args.concurrency} workers={args.workers}"
+        f" mix={args.mix} warmup={args.warmup:.0f}s duration={args.duration:.0f}s persons={args.persons}"
+    )
     res = asyncio.run(_run(args, world, world_path, rate))
     out = Path(args.out)
     tput: dict[str, float] = {}

@@ -43,7 +43,8 @@ def _descendants(root: int, table: dict[int, tuple[str, int, float]]) -> set[int
 
 class CpuMeter:
     """Snapshots CPU seconds per group: single processes, process trees (by root pid), and all processes by
-    command name (e.g. every `postgres` backend, `redis-server`). Processes that exit between snapshots are not counted."""
+    command name (e.g. every `postgres` backend, `redis-server`). Processes that exit between snapshots are not
+    counted."""
 
     def __init__(self, trees: dict[str, int], names: dict[str, Iterable[str]], singles: dict[str, int]) -> None:
         self.trees = trees
