@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from adapters.pg_journal import ClaimIn, JournalWriter, card_of, card_sql
 from gateway.domain.effects import (
     Effect,
     NewSettlement,
@@ -21,7 +22,6 @@ from gateway.domain.effects import (
 )
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.journal import Claimed, ClaimResult, Existing, ReversalJob, StaleClaim
-from gateway.domain.pin import DefaultPinUsage
 from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
 
 
@@ -100,8 +100,17 @@ def _map_unavailable(cls: type[T]) -> type[T]:
 class PgStore:
     """Registry, sessions, journal and settlements in one PostgreSQL database."""
 
-    def __init__(self, pool: asyncpg.Pool, *, registry_ttl: float = 10.0, session_ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        registry_ttl: float = 10.0,
+        session_ttl: float = 5.0,
+        batch_slots: int = 4,
+        batch_max: int = 128,
+    ) -> None:
         self.pool = pool
+        self.journal = JournalWriter(pool, slots=batch_slots, max_batch=batch_max)
         self._inst = _TtlCache(registry_ttl)
         self._psam = _TtlCache(registry_ttl)
         self._sess = _TtlCache(session_ttl)
@@ -137,19 +146,8 @@ class PgStore:
 
     async def card(self, card_sn: str, day: date) -> Card | None:
         """A card with its default-PIN usage of `day`."""
-        r = await self.pool.fetchrow(
-            "SELECT c.card_sn, c.card_no, c.psn_no, c.pin_mode, c.status, c.alg, c.kv, c.valid_from,"
-            " c.valid_until, coalesce(u.count, 0) AS count, coalesce(u.acct_sum, 0) AS acct_sum"
-            " FROM cards c LEFT JOIN default_pin_usage u ON u.card_sn = c.card_sn AND u.day = $2"
-            " WHERE c.card_sn = $1",
-            card_sn,
-            day,
-        )
-        if r is None:
-            return None
-        d = dict(r)
-        usage = DefaultPinUsage(d.pop("count"), d.pop("acct_sum"))
-        return Card(**d, usage=usage)
+        r = await self.pool.fetchrow(f"{card_sql('$2')} WHERE c.card_sn = $1", card_sn, day)
+        return None if r is None else card_of(r)
 
     # sessions -------------------------------------------------------------------------------------
     async def create_session(
@@ -206,21 +204,31 @@ class PgStore:
 
         The row is committed PENDING before any effect, so a crash leaves evidence to recover from.
         """
-        jid = await self.pool.fetchval(
-            "INSERT INTO journal (fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) ON CONFLICT (fixmedins_code, msgid) DO NOTHING"
-            " RETURNING id",
-            fixmedins_code,
-            msgid,
-            infno,
-            psam_no,
-            card_sn,
-            content_hash,
-            request_json,
+        claim, _card = await self.claim_with_card(
+            fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request_json, None
         )
-        if jid is not None:
-            return Claimed(jid)
-        return await self.existing(fixmedins_code, msgid, content_hash)
+        return claim
+
+    async def claim_with_card(
+        self,
+        fixmedins_code: str,
+        msgid: str,
+        infno: str,
+        psam_no: str,
+        card_sn: str | None,
+        content_hash: bytes,
+        request_json: str,
+        card_day: date | None,
+    ) -> tuple[ClaimResult, Card | None]:
+        """`claim`, and in the same round trip the card `card_sn` with its default-PIN usage of `card_day`
+        (None when `card_day` is None, or the card is unknown, or the key was already taken). Group-committed
+        with concurrent claims (adapters/pg_journal.py)."""
+        jid, card = await self.journal.claim(
+            ClaimIn(fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request_json, card_day)
+        )
+        if jid is None:
+            return await self.existing(fixmedins_code, msgid, content_hash), None
+        return Claimed(jid), card
 
     async def existing(self, fixmedins_code: str, msgid: str, content_hash: bytes) -> Existing:
         """The state of a used idempotency key."""
@@ -258,25 +266,13 @@ class PgStore:
         err_code: str | None,
         effects: Sequence[Effect] = (),
     ) -> bool:
-        """Store the response and apply the effects in one transaction; commits before the answer leaves.
+        """Store the response and apply the effects in one statement and commit before the answer leaves:
+        `journal_complete()` of migration 0004, group-committed with concurrent completions.
 
         The row is completed only while PENDING, and first: its row lock orders a late owner and recovery
         (or two recovering processes), and whoever finds it DONE applies nothing and returns False.
         """
-        async with self.pool.acquire() as conn, conn.transaction():
-            done = await conn.fetchval(
-                "UPDATE journal SET state = 'DONE', response = $2, http_status = $3, err_code = $4,"
-                " completed_at = now() WHERE id = $1 AND state = 'PENDING' RETURNING true",
-                journal_id,
-                response,
-                http_status,
-                err_code,
-            )
-            if not done:
-                return False
-            for eff in effects:
-                await _apply(conn, eff)
-        return True
+        return await self.journal.complete(journal_id, response, http_status, err_code, effects)
 
     async def reply_of(self, journal_id: int) -> Existing:
         """The journaled state and answer of a claim."""

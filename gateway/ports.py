@@ -75,6 +75,20 @@ class Store(Protocol):
         """Take the idempotency key or report who has it (SPEC §5.2)."""
         ...
 
+    async def claim_with_card(
+        self,
+        fixmedins_code: str,
+        msgid: str,
+        infno: str,
+        psam_no: str,
+        card_sn: str | None,
+        content_hash: bytes,
+        request_json: str,
+        card_day: date | None,
+    ) -> tuple[ClaimResult, Card | None]:
+        """`claim`, plus the card with its default-PIN usage of `card_day` read in the same round trip."""
+        ...
+
     async def wait_done(self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float) -> Existing: ...
     async def complete(
         self,

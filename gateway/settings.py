@@ -52,6 +52,8 @@ class Settings:
     core_queue_wait_s: float = 0.05  # how long a call waits for a free slot before CORE_UNAVAILABLE
     journal_recovery_grace_s: float = 60.0  # a claim PENDING longer than this belongs to a dead process
     journal_recovery_interval_s: float = 30.0  # how often every process looks for such claims
+    journal_batch_slots: int = 4  # journal statements in flight per process; more requests queue and share one
+    journal_batch_max: int = 128  # requests per group-committed journal statement at most
 
 
 # environment variable → (field, parser)
@@ -84,6 +86,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_CORE_QUEUE_WAIT_S": ("core_queue_wait_s", float),
     "ONECARD_JOURNAL_RECOVERY_GRACE_S": ("journal_recovery_grace_s", float),
     "ONECARD_JOURNAL_RECOVERY_INTERVAL_S": ("journal_recovery_interval_s", float),
+    "ONECARD_JOURNAL_BATCH_SLOTS": ("journal_batch_slots", int),
+    "ONECARD_JOURNAL_BATCH_MAX": ("journal_batch_max", int),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -169,6 +173,12 @@ def load_settings(
         )
     if s.journal_recovery_interval_s <= 0:
         errors.append("journal_recovery_interval_s: must be positive")
+    if s.journal_batch_slots < 1 or s.journal_batch_max < 1:
+        errors.append("journal_batch_slots, journal_batch_max: must be at least 1")
+    if s.journal_batch_slots >= s.pg_pool_max:
+        errors.append(
+            f"journal_batch_slots: must be below pg_pool_max ({s.pg_pool_max}), or nothing else gets a connection"
+        )
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s

@@ -30,10 +30,13 @@ from loadtest.stack import start_stack
 
 
 def _cpu_line(used: dict[str, float], requests: int) -> str:
+    busy = used.get("machine busy %", 0.0)
+    groups = {g: v for g, v in used.items() if g != "machine busy %" and v > 0}
     if not requests:
         return "cpu: no requests"
-    parts = [f"{g} {used[g] / requests * 1e6:.0f}" for g in sorted(used, key=lambda g: -used[g]) if used[g] > 0]
-    return f"cpu µs/request: {', '.join(parts)} (total {sum(used.values()) / requests * 1e6:.0f})"
+    parts = [f"{g} {groups[g] / requests * 1e6:.0f}" for g in sorted(groups, key=lambda g: -groups[g])]
+    total = sum(groups.values()) / requests * 1e6
+    return f"cpu µs/request: {', '.join(parts)} (total {total:.0f}); machine busy {busy:.0f}%"
 
 
 async def _phase(

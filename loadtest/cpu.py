@@ -70,10 +70,25 @@ class CpuMeter:
     def start(self) -> None:
         """Take the first snapshot."""
         self._before = {pid: cpu for pid, (_g, cpu) in self._groups().items()}
+        self._machine = machine_ticks()
 
     def stop(self) -> dict[str, float]:
-        """CPU seconds per group since `start` (processes started in between count from zero)."""
+        """CPU seconds per group since `start` (processes started in between count from zero), and under
+        "machine busy %" how busy all CPUs were (100 = every core busy the whole time)."""
+        busy0, total0 = self._machine
+        busy1, total1 = machine_ticks()
         used: dict[str, float] = {}
         for pid, (group, cpu) in self._groups().items():
             used[group] = used.get(group, 0.0) + cpu - self._before.get(pid, 0.0)
+        used["machine busy %"] = 100.0 * (busy1 - busy0) / max(1, total1 - total0)
         return used
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])

@@ -39,8 +39,8 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--windows", type=int, default=0, help="counter windows sharing each PSAM (0: enough for the load)")
     ap.add_argument("--persons", type=int, default=5000, help="size of the generated world (without --world)")
     ap.add_argument("--seed", type=int, default=7, help="seed of the generated world and of the scenario draws")
-    ap.add_argument("--out", default="loadtest-out", help="folder for result.json and plot.png")
-    ap.add_argument("--workdir", default=".onecard/loadtest", help="logs and embedded servers' data")
+    ap.add_argument("--out", default="loadtest-report", help="folder for result.json and plot.png")
+    ap.add_argument("--workdir", default="onecard-work/loadtest", help="logs and embedded servers' data")
 
 
 def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -32,7 +32,8 @@ class Txn:
     inp: Input | None = None
     verified: Verified | None = None
     institution: Institution | None = None
-    card: Card | None = None
+    card: Card | None = None  # the card, once its checks passed
+    card_row: Card | None = None  # the registry row read with the claim (None: unknown card)
     journal_id: int | None = None
     effects: list[Effect] = field(default_factory=list)
     core_s: float = 0.0

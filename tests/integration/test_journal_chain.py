@@ -7,8 +7,6 @@ import asyncio
 import hashlib
 import itertools
 import os
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,28 +15,12 @@ import orjson
 import pytest
 
 from adapters.pg_journal_chain import chain_hash, encode_row, seal_once, verify
-from adapters.pg_migrate import create_database, migrate
 from adapters.pg_store import PgStore
 from gateway.domain.journal import Claimed
 
 PG_ADMIN = os.environ.get("ONECARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 CODE = "H33020000018"
 _n = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-async def pool() -> AsyncIterator[asyncpg.Pool]:
-    """A scratch database for this module, migrated, dropped at the end."""
-    name = f"onecard_chain_{uuid.uuid4().hex[:10]}"
-    dsn = await create_database(PG_ADMIN, name)
-    conn = await asyncpg.connect(dsn)
-    await migrate(conn)
-    await conn.close()
-    async with asyncpg.create_pool(dsn, min_size=2, max_size=12) as p:
-        yield p
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 async def claim(store: PgStore, **over: Any) -> int:

@@ -4,13 +4,11 @@ partial batches, replacement, county scope, world load, pruning and the streamed
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import orjson
-import pytest
 
 from adapters.pg_blacklist import (
     apply_events,
@@ -21,7 +19,6 @@ from adapters.pg_blacklist import (
     set_card_entry,
     set_person_entry,
 )
-from adapters.pg_migrate import migrate
 from gateway.domain.feeds import FeedEvent, parse_event
 from gateway.importer import ImportLimits, import_stream
 
@@ -29,22 +26,6 @@ PG_ADMIN = os.environ.get("ONECARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.
 CITY, COUNTY, OTHER = "330200", "330281", "330282"
 _serials = iter(range(1, 1 << 40))
 _seqs = iter(range(1, 1 << 40))
-
-
-@pytest.fixture(scope="module")
-async def pool() -> AsyncIterator[asyncpg.Pool]:
-    """A scratch database for this module, migrated, dropped at the end."""
-    name = f"onecard_feeds_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    conn = await asyncpg.connect(dsn)
-    await migrate(conn)
-    await conn.close()
-    async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as p:
-        yield p
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 def sn(region: str = COUNTY) -> str:
