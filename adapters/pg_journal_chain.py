@@ -37,6 +37,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -72,6 +73,14 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Characters json.dumps(ensure_ascii=False) escapes; a string without them encodes as itself in quotes.
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')
+
+
+def _str(v: str) -> str:
+    return json.dumps(v, ensure_ascii=False) if _NEEDS_ESCAPE.search(v) else f'"{v}"'
+
+
 def _json(v: Any) -> str:
     if v is None:
         return "null"
@@ -84,11 +93,11 @@ def _json(v: Any) -> str:
     if isinstance(v, Decimal):
         return format(v, "f")
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return _str(v)
     if isinstance(v, list):
-        return "[" + ",".join(_json(x) for x in v) + "]"
+        return "[" + ",".join([_json(x) for x in v]) + "]"
     if isinstance(v, dict):
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _json(v[k]) for k in sorted(v)) + "}"
+        return "{" + ",".join([_str(k) + ":" + _json(v[k]) for k in sorted(v)]) + "}"
     raise TypeError(f"unexpected JSON value {type(v).__name__}")
 
 

@@ -21,9 +21,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from gateway.app import create_app
+    from gateway.serve import serve
     from gateway.settings import load_settings
 
     settings = load_settings(
@@ -33,8 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         world_file=args.world,
         dev_mode=True if args.dev else None,
     )
-    web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None)
-    return 0
+    return serve(settings, args.host, args.port, args.workers)
 
 
 def _core_sim(args: argparse.Namespace) -> int:
@@ -103,6 +100,12 @@ def _blacklist_import(args: argparse.Namespace) -> int:
     return asyncio.run(run_import(settings.pg_dsn, args.file, fmt=args.format, source=args.source, every_line=args.all))
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    from loadtest.main import loadtest_main
+
+    return loadtest_main(args.rest)
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.what == "blacklist":
         from loadtest.bench_blacklist import main as bench_blacklist
@@ -112,6 +115,10 @@ def _bench(args: argparse.Namespace) -> int:
         from loadtest.bench_import import main as bench_import
 
         return bench_import(args.rest)
+    if args.what == "gateway":
+        from loadtest.bench_gateway import main as bench_gateway
+
+        return bench_gateway(args.rest)
     from loadtest.microbench import main as micro
 
     micro(args.rest)
@@ -189,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--core-url", help="insurance core base URL (default $ONECARD_CORE_URL or http://127.0.0.1:8090)")
     s.add_argument("--dev", action="store_true", help="development mode: development keys allowed")
     s.add_argument("--config", help="settings file (TOML); the environment overrides it")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1). With N > 1 they share the port via SO_REUSEPORT under a supervisor"
+        " that restarts any that dies, and /metrics answers with the sum over all workers",
+    )
     s.set_defaults(func=_serve)
 
     c = sub.add_parser("core-sim", help="run the insurance-core simulator")
@@ -237,9 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     rc.set_defaults(func=_reconcile)
 
     b = sub.add_parser("bench", help="benchmarks that print numbers (see docs/benchmarks.md)")
-    b.add_argument("what", choices=["blacklist", "import", "micro"])
+    b.add_argument("what", choices=["blacklist", "import", "micro", "gateway"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (--help)")
     b.set_defaults(func=_bench)
+
+    lt = sub.add_parser(
+        "loadtest", help="load the gateway with a simulated fleet; report, plot, post-run check", add_help=False
+    )
+    lt.add_argument("rest", nargs=argparse.REMAINDER, help="the load tester's own options (--help)")
+    lt.set_defaults(func=_loadtest)
 
     d = sub.add_parser("demo", help="start everything and run a visible scenario")
     d.add_argument("--workdir", default="onecard-work", help="working folder (embedded servers, world)")
@@ -259,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `onecard` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["loadtest"]:  # its options are its own (loadtest/main.py), --help included
+        _setup_logging(False)
+        return _loadtest(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

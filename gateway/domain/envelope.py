@@ -190,6 +190,23 @@ def parse_security(raw: dict[str, Any], card_bearing: bool) -> SecurityBlock:
     return SecurityBlock(psam_no, tseq, Alg(alg_s), kv, pin, mac, rand=rand)
 
 
+_INF_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
+
+
+def _parse_inf_time(text: str) -> datetime:
+    """`yyyy-MM-dd HH:mm:ss` as a naive datetime (the caller applies the gateway's zone); strptime's work
+    for one fixed format, at a tenth of its cost on the hot path.
+
+    Raises:
+        ValueError: not that format, or not a real date and time.
+    """
+    m = _INF_TIME.fullmatch(text)
+    if m is None:
+        raise ValueError("not yyyy-MM-dd HH:mm:ss")
+    y, mo, d, h, mi, sec = (int(g) for g in m.groups())
+    return datetime(y, mo, d, h, mi, sec)  # noqa: DTZ001 - zone applied by the caller
+
+
 def parse_envelope(body: object) -> Envelope:
     """Validate the envelope of SPEC §3.
 
@@ -220,7 +237,7 @@ def parse_envelope(body: object) -> Envelope:
         raise malformed("insuplc_admdvs", "must be a 6-digit region code")
     inf_time_s = req_str(body, "inf_time", "", min_len=19, max_len=19)
     try:
-        inf_time = datetime.strptime(inf_time_s, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - zone applied by the caller
+        inf_time = _parse_inf_time(inf_time_s)
     except ValueError:
         raise malformed("inf_time", "must be yyyy-MM-dd HH:mm:ss") from None
     sign_no = body.get("sign_no")

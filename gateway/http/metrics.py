@@ -1,10 +1,21 @@
-"""Prometheus metrics, one registry per application (no global state)."""
+"""Prometheus metrics, one registry per application (no global state).
+
+Under `onecard serve --workers N` (N > 1) every worker writes its values to files in the private directory
+named by PROMETHEUS_MULTIPROC_DIR (prometheus_client's multi-process mode, chosen when the library is first
+imported), and a scrape answered by any worker renders the aggregate of them all. Each gauge says how its
+per-process values combine (`multiprocess_mode`); the `live*` modes drop a worker once it is reaped.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -28,6 +39,9 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # The same variable that switched prometheus_client to file-backed values when it was imported.
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        self._watched: list[tuple[Gauge, Callable[[], float]]] = []
         r = self.registry
         self.requests = Counter(
             "onecard_requests",
@@ -51,24 +65,45 @@ class Metrics:
         self.reversals_queued = Counter(
             "onecard_reversals_queued", "Reversals queued after an unknown core outcome", registry=r
         )
+        # Workers: the queue is counted in PostgreSQL, but a worker recounts only after it worked a job, so
+        # the latest count (not the largest) is the current one.
         self.reversals = Gauge(
-            "onecard_reversals", "Reversal queue by state (DEAD needs an operator)", ["state"], registry=r
+            "onecard_reversals",
+            "Reversal queue by state (DEAD needs an operator)",
+            ["state"],
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.blacklist_loaded = Gauge(
-            "onecard_blacklist_loaded", "1 when the Redis blacklist is loaded from PostgreSQL", registry=r
+            "onecard_blacklist_loaded",
+            "1 when the Redis blacklist is loaded from PostgreSQL (workers: 0 if any sees it unloaded)",
+            registry=r,
+            multiprocess_mode="livemin",
         )
         self.blacklist_version = Gauge(
-            "onecard_blacklist_version", "Blacklist version this process has applied (-1: not loaded)", registry=r
+            "onecard_blacklist_version",
+            "Blacklist version this process has applied (-1: not loaded; workers: the most behind)",
+            registry=r,
+            multiprocess_mode="livemin",
         )
         self.blacklist_age = Gauge(
             "onecard_blacklist_age_seconds",
-            "Seconds since this process last proved its blacklist current",
+            "Seconds since this process last proved its blacklist current (workers: the oldest)",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.core_breaker_state = Gauge(
-            "onecard_core_breaker_state", "Core circuit breaker: 0 closed, 1 half-open, 2 open", registry=r
+            "onecard_core_breaker_state",
+            "Core circuit breaker: 0 closed, 1 half-open, 2 open (workers: the most open)",
+            registry=r,
+            multiprocess_mode="livemax",
         )
-        self.core_in_flight = Gauge("onecard_core_in_flight", "Core calls in flight in this process", registry=r)
+        self.core_in_flight = Gauge(
+            "onecard_core_in_flight",
+            "Core calls in flight in this process (workers: the sum)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.core_short_circuits = Counter(
             "onecard_core_short_circuits",
             "Core calls refused unsent (open: breaker open; half_open: probe in flight; in_flight: no free slot)",
@@ -84,10 +119,33 @@ class Metrics:
 
     def watch_blacklist(self, local: _Followed) -> None:
         """Export the in-process blacklist's applied version and its age, read at scrape time."""
-        self.blacklist_version.set_function(lambda: -1 if local.version is None else local.version)
-        self.blacklist_age.set_function(lambda: local.age_s)
+        self._watch(self.blacklist_version, lambda: -1 if local.version is None else local.version)
+        self._watch(self.blacklist_age, lambda: local.age_s)
 
     def watch_core(self, core: _GuardedCore) -> None:
         """Export the core guard's breaker state and calls in flight, read at scrape time."""
-        self.core_breaker_state.set_function(lambda: core.state)
-        self.core_in_flight.set_function(lambda: core.in_flight)
+        self._watch(self.core_breaker_state, lambda: core.state)
+        self._watch(self.core_in_flight, lambda: core.in_flight)
+
+    def _watch(self, gauge: Gauge, read: Callable[[], float]) -> None:
+        # A scrape-time function lives in this process only, where another worker's scrape cannot call it:
+        # in multi-process mode its value is written to the shared files by `sample()` instead.
+        if self.multiprocess_dir is None:
+            gauge.set_function(read)
+        else:
+            self._watched.append((gauge, read))
+
+    def sample(self) -> None:
+        """Multi-process mode: write the watched values now (at each scrape, and periodically by each worker)."""
+        for gauge, read in self._watched:
+            gauge.set(read())
+
+    def render(self) -> bytes:
+        """Prometheus text: this application's registry, or in multi-process mode the aggregate over every
+        worker's files (the dead ones' counters and histograms included, so totals never go backwards)."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        self.sample()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return generate_latest(registry)

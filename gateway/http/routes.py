@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.domain.codes import ResultCode
 from gateway.keys import GATEWAY, LOCAL_BLACKLIST, METRICS, PG_POOL, REDIS_BLACKLIST, SETTINGS, STATUS
@@ -95,9 +95,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format from this application's own registry."""
-    data = generate_latest(request.app[METRICS].registry)
-    resp = web.Response(body=data)
+    """Prometheus text format: this application's registry, or under `serve --workers N` all workers' sum."""
+    resp = web.Response(body=request.app[METRICS].render())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
 
