@@ -20,6 +20,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from coresim.app import new_event_loop
 from loadtest import report
 from loadtest.check import check_run
 from loadtest.cpu import CpuMeter
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         f"settings: model={args.model} rate={args.rate} concurrency={args.concurrency} workers={args.workers}"
         f" mix={args.mix} warmup={args.warmup:.0f}s duration={args.duration:.0f}s persons={args.persons}"
     )
-    res = asyncio.run(_run(args, world, world_path, rate))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        res = runner.run(_run(args, world, world_path, rate))
     out = Path(args.out)
     tput: dict[str, float] = {}
     for phase in ("pass-through", "gateway"):

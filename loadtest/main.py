@@ -22,6 +22,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from coresim.app import new_event_loop
 from loadtest import report
 from loadtest.check import check_run
 from loadtest.fleet import Fleet
@@ -133,7 +134,8 @@ def run_loadtest(args: argparse.Namespace, rate: Any) -> int:
     world, world_path = _world(args, workdir)
     state_file = Path(args.state) if args.state else None
     state = json.loads(state_file.read_text()) if state_file and state_file.exists() else None
-    rec, fleet, check, url = asyncio.run(_session(args, world, world_path, rate, state))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        rec, fleet, check, url = runner.run(_session(args, world, world_path, rate, state))
     if state_file:
         state_file.write_text(json.dumps(fleet.state()))
     meta = {
