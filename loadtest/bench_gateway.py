@@ -24,7 +24,7 @@ from coresim.app import new_event_loop
 from loadtest import report
 from loadtest.check import check_run
 from loadtest.cpu import CpuMeter
-from loadtest.main import _check_line, _common, _machine, _world, drive
+from loadtest.main import _common, _machine, _world, check_line, drive
 from loadtest.runner import Recorder, parse_rate
 from loadtest.scenarios import parse_mix
 from loadtest.stack import start_stack
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         report.plot(rec.samples, out / f"{slug}.png", warmup_s=args.warmup, title=f"onecard bench gateway: {phase}")
         _print(phase, result, cpu)
         tput[phase] = result["throughput_rps"] or 0.0
-    print(f"check: {_check_line(res['check'])}")
+    print(f"check: {check_line(res['check'])}")
     print(f"wrote {out}/passthrough.json, gateway.json and their plots")
     print(f"ratio: {tput['gateway'] / tput['pass-through']:.3f}" if tput["pass-through"] else "ratio: n/a")
     return 0 if res["check"].get("ok") is not False else 1

@@ -156,12 +156,12 @@ def run_loadtest(args: argparse.Namespace, rate: Any) -> int:
     report.write_json(result, out / "result.json")
     report.plot(rec.samples, out / "plot.png", warmup_s=args.warmup, title=f"onecard loadtest ({args.model})")
     print(report.render_text(result))
-    print(f"check: {_check_line(check)}")
+    print(f"check: {check_line(check)}")
     print(f"wrote {out / 'result.json'} and {out / 'plot.png'}")
     return 0 if check.get("ok") is not False else 1
 
 
-def _check_line(check: dict[str, Any]) -> str:
+def check_line(check: dict[str, Any]) -> str:
     if check.get("ok") is None:
         return f"skipped ({check.get('skipped')})"
     head = "ok" if check["ok"] else "FAILED"

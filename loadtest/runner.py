@@ -104,14 +104,7 @@ async def execute(sender: Sender, planner: Planner, action: Action, rec: Recorde
         whole_ms = (time.perf_counter() - start) * 1e3
         gw_ms = int(gw_us) / 1e3 if gw_us and gw_us.isdigit() else None
         digest = hashlib.sha256(raw).digest()
-        try:
-            resp = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            resp = None
-        if isinstance(resp, dict) and "infcode" in resp:
-            outcome = resp.get("err_code") or ("OK" if resp.get("infcode") == 0 else f"HTTP_{status}")
-        else:
-            outcome, resp = f"HTTP_{status}", None
+        outcome, resp = classify(status, raw)
     except (TimeoutError, aiohttp.ClientError, OSError):
         whole_ms = (time.perf_counter() - start) * 1e3
         outcome = "CONNECT_ERROR"
@@ -123,11 +116,23 @@ async def execute(sender: Sender, planner: Planner, action: Action, rec: Recorde
     rec.samples.append(
         Sample(t_sent, whole_ms, gw_ms, action.scenario, action.infno, outcome, outcome in action.expect, mac2_ok)
     )
-    rec.traces.append(_trace(action, outcome, resp, digest))
+    rec.traces.append(trace_of(action, outcome, resp, digest))
     planner.release(action, resp)
 
 
-def _trace(action: Action, outcome: str, resp: dict[str, Any] | None, digest: bytes | None) -> Trace:
+def classify(status: int, raw: bytes) -> tuple[str, dict[str, Any] | None]:
+    """The outcome of an answer (its err_code, "OK", or HTTP_<status> when it is not a gateway answer) and the
+    answer itself (None when it is not a gateway answer)."""
+    try:
+        resp = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        resp = None
+    if isinstance(resp, dict) and "infcode" in resp:
+        return resp.get("err_code") or ("OK" if resp.get("infcode") == 0 else f"HTTP_{status}"), resp
+    return f"HTTP_{status}", None
+
+
+def trace_of(action: Action, outcome: str, resp: dict[str, Any] | None, digest: bytes | None) -> Trace:
     body = action.built.body
     setl: dict[str, Any] = {}
     if resp is not None and resp.get("infcode") == 0:

@@ -1,0 +1,180 @@
+"""Smoke tests of the load tester as QA runs it: `onecard loadtest` (closed and open models, bad options) and the
+locustfile (one process, and `--processes 2` sharing the world without sharing a card or a PSAM), each against a
+stack of real processes it starts, with the post-run check. Small and short: these prove it works, not how fast."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest.stack import Stack, start_stack
+from loadtest.world import generate, write_world
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+PNG = b"\x89PNG\r\n\x1a\n"
+TINY = ["--duration", "3", "--warmup", "1", "--persons", "400"]
+
+
+def loadtest(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run `onecard loadtest` with its output and work folders under tmp_path."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "loadtest", *args, "--out", str(out), "--workdir", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        cwd=ROOT,
+    )
+    return done, out
+
+
+def result_of(done: subprocess.CompletedProcess[str], out: Path) -> dict[str, Any]:
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict[str, Any] = json.loads((out / "result.json").read_text())
+    check = result["check"]
+    assert check["ok"] is True, check
+    assert check["requests"] > 0
+    assert check["settlements"] > 0
+    assert "check: ok" in done.stdout
+    return result
+
+
+def test_closed_model_writes_result_and_plot(tmp_path: Path):
+    done, out = loadtest(tmp_path, *TINY, "--concurrency", "6")
+    result = result_of(done, out)
+    assert result["schema"] == "onecard-loadtest-result/1"
+    for kind in ("whole", "gateway"):
+        lat = result["latency_ms"][kind]
+        assert lat["count"] > 0
+        assert all(lat[p] is not None for p in ("p50", "p90", "p99", "p99_9"))
+        assert lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99_9"]
+    assert result["count"] > 0
+    assert result["outcomes"]["OK"] > 0
+    assert result["unexpected"]["count"] == 0, result["unexpected"]
+    assert result["mac2"]["failures"] == 0
+    assert result["mac2"]["checked"] > 0
+    assert {"outpatient_settle", "pharmacy_settle", "forged_mac"} <= result["scenarios"].keys()
+    assert all(s["count"] > 0 and "latency_ms" in s for s in result["scenarios"].values())
+    rows = result["timeseries"]
+    assert rows
+    assert rows[0]["second"] == 0
+    assert {"sent", "ok", "errors", "warmup", "measured", "whole_p99_ms"} <= rows[0].keys()
+    assert result["meta"]["model"] == "closed"
+    assert result["meta"]["concurrency"] == 6
+    assert (out / "plot.png").read_bytes().startswith(PNG)
+
+
+def test_open_model_at_a_rate(tmp_path: Path):
+    done, out = loadtest(tmp_path, *TINY, "--model", "open", "--rate", "40")
+    result = result_of(done, out)
+    assert result["outcomes"].get("OK", 0) > 0
+    assert result["meta"]["model"] == "open"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "open"], "exactly one of --rate, --ramp, --steps"),
+        (["--mix", "nosuch=1"], "unknown scenario 'nosuch'"),
+    ],
+)
+def test_bad_options_exit_2(tmp_path: Path, args: list[str], message: str):
+    done, out = loadtest(tmp_path, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert not out.exists()
+
+
+# the locustfile ---------------------------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def started(tmp_path: Path, seed: int) -> AsyncIterator[tuple[Stack, Path]]:
+    """A small world and a stack (core simulator + `onecard serve`) on a fresh database, stopped afterwards."""
+    world = write_world(generate(persons=400, seed=seed), tmp_path / "world")
+    work = tmp_path / "work"
+    work.mkdir()
+    async with AsyncExitStack() as exits:
+        yield await start_stack(exits, world, work), world
+
+
+async def locust(tmp_path: Path, stack: Stack, world: Path, *args: str) -> tuple[int, str, Path]:
+    """Run the locustfile headless for 6 s against the stack, with the post-run check; (exit code, output, prefix
+    of the CSV files)."""
+    prefix = tmp_path / "locust"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        *("-u", "5", "-r", "5", "-t", "6s"),
+        *("--host", stack.gateway_url, "--world", str(world)),
+        *("--pg-dsn", stack.pg_dsn, "--core-url", stack.core_url),
+        *("--csv", str(prefix), "--only-summary"),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=90)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), prefix
+
+
+def assert_clean(code: int, out: str, prefix: Path) -> list[dict[str, str]]:
+    """Exit 0, requests in every scenario row of the stats CSV and no failure; returns the rows."""
+    assert code == 0, out
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    scenarios = [r for r in rows if r["Type"] == "POST"]
+    assert scenarios, out
+    assert sum(int(r["Request Count"]) for r in scenarios) > 0
+    assert {r["Name"]: int(r["Failure Count"]) for r in scenarios} == {r["Name"]: 0 for r in scenarios}, out
+    own = {r["Name"] for r in rows if r["Type"] == "gateway-own"}
+    assert own == {r["Name"] for r in scenarios}  # the gateway's own latency, per scenario
+    return rows
+
+
+async def test_locustfile_one_process(tmp_path: Path):
+    async with started(tmp_path, seed=41) as (stack, world):
+        code, out, prefix = await locust(tmp_path, stack, world, "--fresh-core")
+    rows = assert_clean(code, out, prefix)
+    assert "check: ok — " in out
+    assert {"outpatient_settle", "pharmacy_settle", "cancel"} <= {r["Name"] for r in rows}
+
+
+async def test_locustfile_processes_share_nothing(tmp_path: Path):
+    """Two worker processes sign in and send from disjoint PSAMs and cards (a shared one would be refused as a
+    replay), each checks its own requests, and both merge their counters into one state file."""
+    state = tmp_path / "state.json"
+    async with started(tmp_path, seed=42) as (stack, world):
+        code, out, prefix = await locust(tmp_path, stack, world, "--processes", "2", "--state", str(state))
+    assert_clean(code, out, prefix)
+    assert "worker 0 of 2: check: ok — " in out
+    assert "worker 1 of 2: check: ok — " in out
+    saved = json.loads(state.read_text())
+    institutions = json.loads(world.read_text())["institutions"]
+    active = {p["psam_no"] for i in institutions for p in i["psams"] if p["status"] == "ACTIVE"}
+    assert set(saved["tseq"]) == active  # each worker's PSAMs, merged
+    assert saved["atc"]
