@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.domain.errors import ConfigError
+from gateway.http.metrics import MULTIPROC_ENV
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("onecard.serve")
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when a worker first imports it
 START_TRIES = 3  # a worker that never came up is started this many times, then the supervisor gives up
 BACKOFF_FIRST_S = 0.5  # delay before restarting a dead worker; doubles while it keeps dying
 BACKOFF_MAX_S = 10.0
@@ -49,6 +49,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     """
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {workers})")
+    if workers > 1 and port == 0:
+        raise ConfigError("--workers above 1 needs a fixed --port: with port 0 each worker would take its own")
     if workers == 1:
         from aiohttp import web
 
@@ -95,7 +97,7 @@ class _Supervisor:
         self.spec = spec
         self.workers = workers
         self.metrics_dir = metrics_dir
-        self.env = {**os.environ, MULTIPROC_ENV: metrics_dir}
+        self.env = {**os.environ, MULTIPROC_ENV: metrics_dir}  # before the worker first imports prometheus_client
         self.procs: dict[int, asyncio.subprocess.Process] = {}  # by slot
         self.stopping = asyncio.Event()
         self.stop_signal = signal.SIGTERM
@@ -234,9 +236,6 @@ def _mark_dead(pid: int, metrics_dir: str) -> None:
     mark_process_dead(pid, metrics_dir)  # type: ignore[no-untyped-call]
 
 
-# -- the worker process ------------------------------------------------------------------------------------
-
-
 def _worker_main() -> int:
     spec = json.loads(sys.stdin.buffer.readline())
     logging.basicConfig(level=spec["log_level"], format=_LOG_FORMAT)
@@ -248,10 +247,12 @@ def _worker_main() -> int:
             status.close()
 
     try:
-        _run_worker(Settings(**spec["settings"]), spec["host"], spec["port"], lambda *_: report("ready"))
+        _run_worker(Settings(**spec["settings"]), spec["host"], spec["port"], lambda: report("ready"))
     except ConfigError as exc:
         report(f"config {exc}")  # the supervisor prints it once, for all workers
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before the worker's own handlers were installed: stopping anyway
+        return 130
     except Exception as exc:
         if status.closed:
             log.exception("worker failed")
@@ -265,45 +266,56 @@ def _worker_main() -> int:
     return 0
 
 
-def _run_worker(settings: Settings, host: str, port: int, on_ready: Callable[..., None]) -> None:
+def _run_worker(settings: Settings, host: str, port: int, on_ready: Callable[[], None]) -> None:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_worker(settings, host, port, on_ready))
+
+
+async def _worker(settings: Settings, host: str, port: int, on_ready: Callable[[], None]) -> None:
+    """Start the gateway, report ready, serve until SIGTERM/SIGINT, shut down gracefully.
+
+    Not `web.run_app`: its signal handlers raise, and a signal arriving while it cleans up after a failed start
+    would break off that clean-up. Here a signal cancels this task once, and only before clean-up begins.
+    """
     from aiohttp import web
-    from aiohttp.web_runner import GracefulExit
 
     from gateway.app import create_app
 
-    loop = new_event_loop()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
     stopping = False
 
     def stop() -> None:
         nonlocal stopping
-        if stopping:  # the supervisor forwards the Ctrl-C the terminal may have sent us too
-            return
-        stopping = True
-        raise GracefulExit  # aiohttp's own graceful shutdown, as with handle_signals=True
+        if not stopping:  # later signals (the terminal's Ctrl-C forwarded by the supervisor too) change nothing
+            stopping = True
+            task.cancel()
 
     def supervisor_gone() -> None:
         with contextlib.suppress(BlockingIOError):
             if not os.read(0, 4096):  # EOF: the supervisor died; nobody would restart or stop this worker
                 loop.remove_reader(0)
                 log.warning("supervisor gone: stopping")
-                os.kill(os.getpid(), signal.SIGTERM)
+                stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     loop.add_reader(0, supervisor_gone)
     app = create_app(settings)
     app.cleanup_ctx.append(_sample_metrics)
-    # run_app calls `print` once every site listens: that is when the worker is ready.
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        reuse_port=True,
-        access_log=None,
-        handle_signals=False,
-        print=on_ready,
-        loop=loop,
-    )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, host, port, reuse_port=True).start()
+        on_ready()
+        await asyncio.Event().wait()  # until stop() cancels this task
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+    finally:
+        stopping = True
+        await runner.cleanup()  # graceful: in-flight requests finish (shutdown_timeout), then the resources
 
 
 async def _sample_metrics(app: web.Application) -> AsyncIterator[None]:
