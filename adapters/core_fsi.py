@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+import yarl
 
 from gateway.domain.core import Cancellation, Cancelled, PersonRecord, Posted, Posting, Reversal, Reversed
 from gateway.domain.errors import CoreRejected, CoreTimeout, CoreUnavailable
@@ -49,7 +50,7 @@ class FsiCore:
         keepalive_timeout: float = 30.0,
         sender_code: str = "000000000000",
     ) -> None:
-        self._url = base_url.rstrip("/") + CALL_SERVICE
+        self._url = yarl.URL(base_url.rstrip("/") + CALL_SERVICE)  # parsed once, not per call
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         # Shorter than the server's keep-alive, so a pooled connection is rarely closed under us.
@@ -67,7 +68,10 @@ class FsiCore:
                 limit_per_host=self._pool_size,
                 keepalive_timeout=self._keepalive_timeout,
             )
-            self._session = aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+            # The core sets no cookies: a dummy jar skips cookie filtering on every call.
+            self._session = aiohttp.ClientSession(
+                connector=connector, trace_configs=[trace], cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def close(self) -> None:

@@ -16,13 +16,14 @@ import signal
 import sys
 
 import aiohttp
+import yarl
 from aiohttp import web
 
 from coresim.app import new_event_loop
 from loadtest.terminal import CALL_SERVICE
 
 _CLIENT = web.AppKey("client", aiohttp.ClientSession)
-_CORE = web.AppKey("core", str)
+_CORE = web.AppKey("core", yarl.URL)
 
 
 async def forward(request: web.Request) -> web.Response:
@@ -42,10 +43,12 @@ async def healthz(_request: web.Request) -> web.Response:
 def make_app(core_url: str) -> web.Application:
     """The pass-through app."""
     app = web.Application()
-    app[_CORE] = core_url.rstrip("/") + CALL_SERVICE
+    app[_CORE] = yarl.URL(core_url.rstrip("/") + CALL_SERVICE)
 
     async def client(app: web.Application):  # type: ignore[no-untyped-def]
-        app[_CLIENT] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
+        app[_CLIENT] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60), cookie_jar=aiohttp.DummyCookieJar()
+        )
         yield
         await app[_CLIENT].close()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import yarl
 
 from loadtest.report import Sample
 from loadtest.scenarios import Action, Planner
@@ -56,10 +57,11 @@ class Sender:
     """POSTs terminal requests to the gateway over a pool of keep-alive connections."""
 
     def __init__(self, base_url: str, *, connections: int, timeout_s: float = 30.0) -> None:
-        self.url = base_url.rstrip("/") + CALL_SERVICE
+        self.url = yarl.URL(base_url.rstrip("/") + CALL_SERVICE)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=60),
             timeout=aiohttp.ClientTimeout(total=timeout_s),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
