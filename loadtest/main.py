@@ -91,7 +91,7 @@ async def drive(
         fleet.load_state(state)
     planner = Planner(fleet, world, mix, seed=args.seed)
     total = args.warmup + args.duration
-    sender = Sender(url, connections=max(args.concurrency, 64) * 2)
+    sender = Sender(url, connections=max(int(peak), args.concurrency, 64) * 2)
     try:
         if sign_in:
             await sender.sign_in_all(fleet.all_sites)
@@ -123,7 +123,8 @@ async def _session(
         if pg_dsn and core_url and not args.no_check:
             check = (await check_run(rec.traces, pg_dsn, core_url, world=world, fresh_core=fresh)).as_dict()
         else:
-            check = {"ok": None, "skipped": "needs --pg-dsn and --core-url with --target"}
+            why = "--no-check" if args.no_check else "needs --pg-dsn and --core-url with --target"
+            check = {"ok": None, "skipped": why}
     return rec, fleet, check, url
 
 
