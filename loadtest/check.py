@@ -90,12 +90,14 @@ def _fen(yuan: str) -> int:
     return int(Decimal(yuan) * 100)
 
 
-async def _drain_reversals(pool: asyncpg.Pool, msgids: list[str], seconds: float) -> int:
-    """Wait (bounded) until no reversal owed for these messages is still QUEUED; returns how many are."""
+async def _drain_reversals(pool: asyncpg.Pool, msgids: list[str] | None, seconds: float) -> int:
+    """Wait (bounded) until no reversal owed for these messages (all, with None) is still QUEUED; returns how
+    many are."""
     queued = 0
     for _ in range(max(1, int(seconds / 0.2))):
         queued = await pool.fetchval(
-            "SELECT count(*) FROM reversal_queue WHERE omsgid = ANY($1) AND state = 'QUEUED'", msgids
+            "SELECT count(*) FROM reversal_queue WHERE ($1::text[] IS NULL OR omsgid = ANY($1)) AND state = 'QUEUED'",
+            msgids,
         )
         if not queued:
             return 0
@@ -117,7 +119,7 @@ async def check_run(
     msgids = [t.msgid for t in traces]
     pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
     try:
-        if (left := await _drain_reversals(pool, msgids, drain_s)) > 0:
+        if (left := await _drain_reversals(pool, None if fresh_core else msgids, drain_s)) > 0:
             res.problem("reversal_pending", f"{left} reversals still queued after {drain_s:.0f} s")
         journal = {
             (r["fixmedins_code"], r["msgid"]): r
@@ -125,6 +127,10 @@ async def check_run(
                 "SELECT fixmedins_code, msgid, state, err_code, response FROM journal WHERE msgid = ANY($1)", msgids
             )
         }
+        # Accounts compare everything the gateway ever posted for the run's database, not only the traced
+        # requests: a request can reach the gateway and the core yet never be recorded (a Locust user stopped
+        # while waiting for its answer).
+        all_rows = await pool.fetch("SELECT msgid, psn_no, state, acct_pay FROM settlements") if fresh_core else []
         settled_rows = await pool.fetch(
             "SELECT fixmedins_code, msgid, setl_id, psn_no, state, acct_pay, fund_pay_sumamt, psn_cash_pay"
             " FROM settlements WHERE msgid = ANY($1) OR state = 'UNKNOWN'",
@@ -141,7 +147,7 @@ async def check_run(
                 return res
             ledger = orjson.loads(await resp.read())
         if fresh_core and world is not None:
-            await _check_accounts(res, world, settlements, ledger, http, core_url.rstrip("/"))
+            await _check_accounts(res, world, all_rows, ledger, http, core_url.rstrip("/"))
     core = {(s["fixmedins_code"], s["msgid"]): s for s in ledger["settlements"]}
     core_by_setl = {s["setl_id"]: s for s in ledger["settlements"]}
     for key, row in settlements.items():
@@ -204,7 +210,7 @@ def _check_settlement(res: CheckResult, t: Trace, journal: Any, core: Any) -> No
 async def _check_accounts(
     res: CheckResult,
     world: dict[str, Any],
-    journal: dict[Any, Any],
+    journal: Sequence[Any],
     ledger: dict[str, Any],
     http: aiohttp.ClientSession,
     core_url: str,
@@ -212,7 +218,7 @@ async def _check_accounts(
     """Per touched person: the journal and the core posted the same, and the balance is opening less that."""
     opening = {p["psn_no"]: _fen(p["balance"]) for p in world["persons"]}
     posted_gw: Counter[str] = Counter()
-    for row in journal.values():
+    for row in journal:
         if row["state"] == "POSTED":
             posted_gw[row["psn_no"]] += row["acct_pay"]
     posted_core: Counter[str] = Counter()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -17,33 +15,7 @@ import pytest
 
 from tests.conftest import PG_ADMIN, REDIS_URL
 from tests.ports import free_port
-
-ONECARD = [sys.executable, "-m", "gateway"]
-
-
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ONECARD, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
-def wait_http(url: str, seconds: float = 30) -> tuple[int, bytes]:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+from tests.procs import Served, own_stores, run, wait_http
 
 
 class TestSeed:
@@ -109,83 +81,28 @@ class TestServe:
         assert "no master keys" in r.stderr
 
     @pytest.mark.slow
-    def test_serve_and_core_sim_processes(self, tmp_path: Path):
+    async def test_serve_and_core_sim_processes(self, tmp_path: Path):
         """`onecard core-sim` and `onecard serve --dev --world` run as processes and become ready."""
         assert run("seed", "--persons", "30", "--seed", "5", "--out", str(tmp_path)).returncode == 0
         world = str(tmp_path / "world.json")
-        core_port, gw_port = free_port(), free_port()
-        db = f"onecard_cli_{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "ONECARD_PG_DSN": PG_ADMIN.rsplit("/", 1)[0] + "/" + db,
-            "ONECARD_REDIS_URL": REDIS_URL,
-            "ONECARD_REDIS_PREFIX": f"onecard-cli-{db}:",
-        }
-        core = subprocess.Popen(
-            [*ONECARD, "core-sim", "--port", str(core_port), "--world", world],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        gw = subprocess.Popen(
-            [
-                *ONECARD,
-                "serve",
-                "--dev",
-                "--port",
-                str(gw_port),
-                "--world",
-                world,
-                "--core-url",
-                f"http://127.0.0.1:{core_port}",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            status, body = wait_http(f"http://127.0.0.1:{core_port}/healthz")
-            assert status == 200
-            deadline = time.monotonic() + 30
-            while True:
-                status, body = wait_http(f"http://127.0.0.1:{gw_port}/readyz")
-                if status == 200 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-            assert status == 200, body
-            assert json.loads(body)["checks"] == {
-                "postgres": "ok",
-                "redis": "ok",
-                "blacklist": "ok",
-                "keys": "ok",
-            }
-            status, metrics = wait_http(f"http://127.0.0.1:{gw_port}/metrics")
-            assert b"onecard_request_seconds" in metrics
-        finally:
-            for p in (gw, core):
-                p.send_signal(signal.SIGINT)
-            for p in (gw, core):
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-                assert p.stderr is not None
-                p.stderr.close()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    (
-                        "import asyncio, asyncpg\n"
-                        f"async def m():\n c = await asyncpg.connect({PG_ADMIN!r})\n"
-                        f" await c.execute('DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)')\n await c.close()\n"
-                        "asyncio.run(m())"
-                    ),
-                ],
-                check=True,
-                timeout=30,
-            )
+        async with own_stores() as (dsn, prefix):
+            env = {"ONECARD_PG_DSN": dsn, "ONECARD_REDIS_URL": REDIS_URL, "ONECARD_REDIS_PREFIX": prefix}
+            core = await Served.start(["--world", world], env, free_port(), command="core-sim")
+            gw = await Served.start(["--dev", "--world", world, "--core-url", core.url], env, free_port())
+            try:
+                status, _ = await wait_http(core.url + "/healthz")
+                assert status == 200
+                body = await gw.ready(30)
+                assert json.loads(body)["checks"] == {
+                    "postgres": "ok",
+                    "redis": "ok",
+                    "blacklist": "ok",
+                    "keys": "ok",
+                }
+                _, metrics = await wait_http(gw.url + "/metrics")
+                assert b"onecard_request_seconds" in metrics
+            finally:
+                await asyncio.gather(*(p.stop(signal.SIGINT, 15, strict=False) for p in (gw, core)))
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from adapters.pg_migrate import create_database, migrate
 from adapters.pg_store import PgStore
 from gateway.domain.journal import Claimed
 from tests.conftest import PG_ADMIN
+from tests.procs import ONECARD
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ async def scratch() -> AsyncIterator[tuple[str, asyncpg.Pool]]:
 async def onecard(dsn: str, *args: str) -> tuple[int, str, str]:
     """Run `onecard ...` against `dsn`."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args,
+        *ONECARD, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "ONECARD_PG_DSN": dsn, "ONECARD_TIMEZONE": "UTC"},
     )  # fmt: skip

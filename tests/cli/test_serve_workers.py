@@ -16,10 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
-from tests.cli.procs import Served, gone, own_stores, until
-from tests.cli.test_cli import run
 from tests.conftest import REDIS_URL, TODAY
 from tests.ports import free_port
+from tests.procs import Served, gone, own_stores, run, until
 
 
 class Lane:

@@ -5,49 +5,34 @@ reconciliation balances."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 
 from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
 from tests.conftest import Fleet
 from tests.drills.test_core_drills import TERMINALS, Drill, reconcile
 from tests.e2e.helpers import core_person, fen, plain_items, put_faults
 from tests.ports import free_port
+from tests.procs import Served
 
 GRACE_S = 18.0  # the smallest recovery grace the settings accept with 1 s core timeouts
 
 
-async def start_gateway(settings: Any, port: int) -> asyncio.subprocess.Process:
+async def start_gateway(settings: Any, port: int) -> Served:
     """`onecard serve` on the session's PostgreSQL, Redis prefix and core, ready."""
     env = {
-        **os.environ, "ONECARD_PG_DSN": settings.pg_dsn, "ONECARD_REDIS_URL": settings.redis_url,
+        "ONECARD_PG_DSN": settings.pg_dsn, "ONECARD_REDIS_URL": settings.redis_url,
         "ONECARD_REDIS_PREFIX": settings.redis_prefix, "ONECARD_ADMIN_TOKEN": "drill",
         "ONECARD_CORE_TIMEOUT_S": "1", "ONECARD_CORE_READ_TIMEOUT_S": "1",
         "ONECARD_JOURNAL_RECOVERY_GRACE_S": str(GRACE_S), "ONECARD_JOURNAL_RECOVERY_INTERVAL_S": "0.5",
         "ONECARD_CORE_BREAKER_FAILURES": "1000000",
     }  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--dev", "--port", str(port), "--core-url", settings.core_url,
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
-                    if r.status == 200:
-                        return proc
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    proc.kill()
-    await proc.wait()
-    pytest.fail("the gateway did not become ready")
+    gw = await Served.start(["--dev", "--core-url", settings.core_url], env, port)
+    await gw.ready(30)
+    return gw
 
 
 class TestKill:
@@ -55,7 +40,7 @@ class TestKill:
         """SIGKILL while settlements are in flight; restart; retries get final answers; the books balance."""
         port = free_port()
         url = f"http://127.0.0.1:{port}{CALL_SERVICE}"
-        proc = await start_gateway(settings, port)
+        gw = await start_gateway(settings, port)
         drill = Drill()
         item = plain_items(world, "A", 1, min_price="5")[0]
         lanes: list[tuple[Terminal, SimCard, str]] = []
@@ -80,8 +65,7 @@ class TestKill:
 
         async def kill() -> None:
             await asyncio.sleep(0.6)
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
+            await gw.stop(signal.SIGKILL)
 
         await put_faults(core_url, {"latency_ms": 150})  # keep settlements in flight when the blow falls
         try:
@@ -90,7 +74,7 @@ class TestKill:
         finally:
             await put_faults(core_url, {})
         assert lost, "the kill should have caught some requests in flight"
-        proc = await start_gateway(settings, port)
+        gw = await start_gateway(settings, port)
         try:
             async with aiohttp.ClientSession() as http:
                 for msgid in lost:
@@ -106,6 +90,5 @@ class TestKill:
             counts = await reconcile(drill, settings, core_url)
             print(f"drill: {len(drill.sent)} settlements, {len(lost)} cut by SIGKILL; told {counts}; balanced")
         finally:
-            proc.terminate()
-            await proc.wait()
+            await gw.stop()
         assert counts.get("OK", 0) > 0

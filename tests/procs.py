@@ -1,5 +1,6 @@
-"""Helpers for tests that run `onecard serve` as real processes: a database and Redis prefix of their own, the
-process with its log collected, its worker processes (from /proc) and each worker's own metric files."""
+"""Helpers for tests that run the `onecard` command as real processes: run it to completion, or start one of its
+servers (`serve`, `core-sim`) with its log collected and wait for it over HTTP; a database and Redis prefix of
+their own; worker processes (from /proc) and each worker's own metric files."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -26,7 +28,19 @@ ONECARD = [sys.executable, "-m", "gateway"]
 T = TypeVar("T")
 
 
-async def until(check: Callable[[], T | Awaitable[T]], what: str, seconds: float = 15.0) -> T:
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`onecard ARGS` to completion (blocking), with `env` over this process's environment; output captured."""
+    return subprocess.run(
+        [*ONECARD, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+async def until(check: Callable[[], T | Awaitable[T | None] | None], what: str, seconds: float = 15.0) -> T:
     """Poll `check` until it returns something true; fail naming `what` past the deadline."""
     deadline = time.monotonic() + seconds
     while True:
@@ -38,6 +52,23 @@ async def until(check: Callable[[], T | Awaitable[T]], what: str, seconds: float
         if time.monotonic() > deadline:
             pytest.fail(f"no {what} within {seconds:g} s")
         await asyncio.sleep(0.05)
+
+
+async def _get(url: str, timeout: float = 300.0) -> tuple[int, bytes] | None:
+    """GET `url` on a fresh connection: (status, body) whatever the status, or None when nothing answers."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
+            http.get(url) as r,
+        ):
+            return r.status, await r.read()
+    except (aiohttp.ClientError, OSError):  # refused, reset, timed out
+        return None
+
+
+async def wait_http(url: str, seconds: float = 30.0) -> tuple[int, bytes]:
+    """The first answer from `url`, whatever its status, while a server comes up; fail past `seconds`."""
+    return await until(lambda: _get(url, timeout=2), f"answer from {url}", seconds)
 
 
 @contextlib.asynccontextmanager
@@ -87,24 +118,29 @@ def children(pid: int) -> set[int]:
 
 
 class Served:
-    """`onecard serve` as a process; its stderr is collected in `log`, line by line."""
+    """An `onecard` server (`serve` unless told otherwise) as a process; its stderr is collected in `log`, line by
+    line."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, tmpdir: Path) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, command: str, port: int, tmpdir: Path | None) -> None:
         self.proc = proc
+        self.command = command
         self.url = f"http://127.0.0.1:{port}"
         self.tmpdir = tmpdir
         self.log: list[str] = []
         self._drain = asyncio.create_task(self._read_log())
 
     @classmethod
-    async def start(cls, args: list[str], env: dict[str, str], port: int, tmpdir: Path) -> Served:
-        """Start `onecard serve ARGS --port PORT`, with its temporary files (metrics) under `tmpdir`."""
+    async def start(
+        cls, args: list[str], env: dict[str, str], port: int, tmpdir: Path | None = None, command: str = "serve"
+    ) -> Served:
+        """Start `onecard COMMAND ARGS --port PORT` with `env` over this process's environment, and its temporary
+        files (metrics) under `tmpdir` when given."""
         proc = await asyncio.create_subprocess_exec(
-            *ONECARD, "serve", *args, "--port", str(port),
-            env={**os.environ, **env, "TMPDIR": str(tmpdir)},
+            *ONECARD, command, *args, "--port", str(port),
+            env={**os.environ, **env, **({"TMPDIR": str(tmpdir)} if tmpdir is not None else {})},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        return cls(proc, port, tmpdir)
+        return cls(proc, command, port, tmpdir)
 
     async def _read_log(self) -> None:
         assert self.proc.stderr is not None
@@ -115,18 +151,23 @@ class Served:
         """Some line of the log contains `text`."""
         return any(text in line for line in self.log)
 
-    async def ready(self, seconds: float = 20.0) -> None:
-        """Wait until /readyz answers 200."""
+    async def ready(self, seconds: float = 20.0) -> bytes:
+        """Wait until /readyz answers 200 and return that answer's body. Past the deadline, or once the process has
+        exited, kill it (and its workers) and fail."""
 
-        async def ok() -> bool:
-            try:
-                async with aiohttp.ClientSession() as http, http.get(self.url + "/readyz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
+        async def ok() -> bytes | None:
+            got = await _get(self.url + "/readyz")
+            if got is None:
                 assert self.proc.returncode is None, "\n".join(self.log)
-                return False
+                return None
+            status, body = got
+            return body if status == 200 else None
 
-        await until(ok, "ready gateway", seconds)
+        try:
+            return await until(ok, "ready gateway", seconds)
+        except BaseException:
+            await self.kill()
+            raise
 
     def workers(self) -> set[int]:
         """The worker processes now."""
@@ -134,6 +175,7 @@ class Served:
 
     def metrics_dir(self) -> Path:
         """The supervisor's private multi-process metrics directory."""
+        assert self.tmpdir is not None, "started without a tmpdir of its own"
         (found,) = self.tmpdir.glob("onecard-metrics-*")
         return found
 
@@ -147,17 +189,28 @@ class Served:
             )
         return out
 
-    async def stop(self, sig: signal.Signals = signal.SIGTERM, seconds: float = 20.0) -> int:
-        """Signal the process and wait for its exit code (SIGKILL past the deadline, then fail)."""
+    async def kill(self) -> int:
+        """SIGKILL the workers and the process; reap it, read the rest of its log; its exit code."""
+        for pid in self.workers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc.returncode is None:
+            self.proc.kill()
+        rc = await self.proc.wait()
+        await self._drain
+        return rc
+
+    async def stop(self, sig: signal.Signals = signal.SIGTERM, seconds: float = 20.0, *, strict: bool = True) -> int:
+        """Signal the process and wait for its exit code; past the deadline kill it (and its workers), then fail
+        unless not `strict`."""
         if self.proc.returncode is None:
             self.proc.send_signal(sig)
         try:
             rc = await asyncio.wait_for(self.proc.wait(), seconds)
         except TimeoutError:
-            for pid in self.workers():
-                os.kill(pid, signal.SIGKILL)
-            self.proc.kill()
-            await self.proc.wait()
-            pytest.fail(f"`onecard serve` did not stop within {seconds:g} s on {sig.name}")
+            rc = await self.kill()
+            if strict:
+                pytest.fail(f"`onecard {self.command}` did not stop within {seconds:g} s on {sig.name}")
+            return rc
         await self._drain
         return rc
