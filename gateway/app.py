@@ -187,7 +187,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 asyncio.create_task(follower.run()),
                 asyncio.create_task(_prune_forever(pool, s.blacklist_retention_days)),
                 asyncio.create_task(worker.run_forever()),
-                asyncio.create_task(run_sealer(pool, 0.5)),
+                asyncio.create_task(run_sealer(pool)),
                 asyncio.create_task(recovery.run_forever()),
             ]
             yield

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -56,7 +57,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
         from gateway.app import create_app
 
-        web.run_app(create_app(settings), host=host, port=port, access_log=None, loop=new_event_loop())
+        app = create_app(settings)
+        app.on_startup.append(freeze_startup_objects)
+        web.run_app(app, host=host, port=port, access_log=None, loop=new_event_loop())
         return 0
     spec = {"settings": _settings_dict(settings), "host": host, "port": port}
     spec["log_level"] = logging.getLogger().getEffectiveLevel()
@@ -65,6 +68,14 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         return asyncio.run(_Supervisor(spec, workers, metrics_dir).run())
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+async def freeze_startup_objects(_app: Any) -> None:
+    """After start-up (hooks run in order, so after the app's resources are loaded): move what start-up built
+    out of the garbage collector's sight, so a full collection walks only what requests create instead of
+    stalling every request in flight over tens of thousands of long-lived objects (seen as p99 spikes)."""
+    gc.collect()
+    gc.freeze()
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -304,6 +315,7 @@ async def _worker(settings: Settings, host: str, port: int, on_ready: Callable[[
     loop.add_reader(0, supervisor_gone)
     app = create_app(settings)
     app.cleanup_ctx.append(_sample_metrics)
+    app.on_startup.append(freeze_startup_objects)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
