@@ -107,6 +107,8 @@ def _loadtest(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    # A benchmark prints numbers; a log line per transaction would cost time and bury them.
+    logging.getLogger().setLevel(logging.WARNING)
     if args.what == "blacklist":
         from loadtest.bench_blacklist import main as bench_blacklist
 

@@ -75,7 +75,7 @@ async def _run(args: argparse.Namespace, world: dict[str, Any], world_path: Path
     return out
 
 
-def _print(name: str, result: dict[str, Any], cpu: dict[str, float]) -> None:
+def _print(name: str, result: dict[str, Any], cpu: dict[str, float], sent: int) -> None:
     lat, gw = result["latency_ms"]["whole"], result["latency_ms"]["gateway"]
 
     def ms(v: float | None) -> str:
@@ -83,13 +83,13 @@ def _print(name: str, result: dict[str, Any], cpu: dict[str, float]) -> None:
 
     print(
         f"({name}) throughput {result['throughput_rps']:.1f}/s over {result['duration_s']:.0f} s"
-        f" ({result['count']} requests)"
+        f" ({result['count'] - result['not_sent']} requests sent, {result['not_sent']} arrivals found no free terminal)"
     )
     print(f"  whole ms   p50 {ms(lat['p50'])}  p90 {ms(lat['p90'])}  p99 {ms(lat['p99'])}  p99.9 {ms(lat['p99_9'])}")
     if gw["count"]:
         print(f"  gateway ms p50 {ms(gw['p50'])}  p90 {ms(gw['p90'])}  p99 {ms(gw['p99'])}  p99.9 {ms(gw['p99_9'])}")
     print(f"  outcomes {result['outcomes']}")
-    print("  " + _cpu_line(cpu, result["window"]["samples_measured"] + result["window"]["samples_warmup"]))
+    print("  " + _cpu_line(cpu, sent))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         slug = phase.replace("-", "")
         report.write_json(result, out / f"{slug}.json")
         report.plot(rec.samples, out / f"{slug}.png", warmup_s=args.warmup, title=f"onecard bench gateway: {phase}")
-        _print(phase, result, cpu)
+        # CPU was metered over the whole phase: divide by every request sent in it (warm-up included).
+        _print(phase, result, cpu, sum(1 for x in rec.samples if x.outcome not in report.NOT_SENT_OUTCOMES))
         tput[phase] = result["throughput_rps"] or 0.0
     print(f"check: {check_line(res['check'])}")
     print(f"wrote {out}/passthrough.json, gateway.json and their plots")
