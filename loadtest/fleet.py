@@ -120,7 +120,6 @@ class Fleet:
             rng.shuffle(cards)
             pool.free.extend(cards)
         self.settled: deque[Settled] = deque(maxlen=100_000)
-        self.pin_modes = {c["card_sn"]: c["pin_mode"] for c in world["cards"]}
 
     def insutype(self, card: SimCard) -> str:
         """The card holder's insurance type (the request must name it)."""
