@@ -36,16 +36,21 @@ class Reply:
     code: ResultCode
 
 
+# One sequence per process, shared by every RefIds in it (the pipeline's and journal recovery's): two
+# counters under one pid prefix could hand out the same id in the same second.
+_SEQ = itertools.count()
+
+
 class RefIds:
-    """`inf_refmsgid`: gateway region(6) + yyyyMMddHHmmss + serial(10), unique per process and second."""
+    """`inf_refmsgid`: gateway region(6) + yyyyMMddHHmmss + serial(10): pid (5 digits) and a process-wide
+    sequence (5 digits), unique per host and second up to 100,000 ids per second per process."""
 
     def __init__(self, region: str) -> None:
         self.region = region
         self._pid = os.getpid() % 100_000
-        self._seq = itertools.count()
 
     def next(self, now: datetime) -> str:
-        serial = self._pid * 100_000 + next(self._seq) % 100_000
+        serial = self._pid * 100_000 + next(_SEQ) % 100_000
         return f"{self.region}{now:%Y%m%d%H%M%S}{serial:010d}"
 
 
