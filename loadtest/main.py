@@ -192,12 +192,13 @@ def loadtest_main(argv: list[str] | None = None) -> int:
     _check_args(ap, args)
     if args.target and not args.world:
         ap.error("--target needs --world (the world the gateway was loaded with)")
+    if args.model == "closed" and (args.rate or args.ramp or args.steps):
+        ap.error("--rate, --ramp and --steps belong to the open model: add --model open")
     try:
-        mix_ok = parse_mix(args.mix)
+        parse_mix(args.mix)  # refuse a bad mix before starting anything
         rate = (
             parse_rate(args.rate, args.ramp, args.steps, args.warmup + args.duration) if args.model == "open" else None
         )
     except ValueError as exc:
         ap.error(str(exc))
-    del mix_ok
     return run_loadtest(args, rate)
