@@ -190,25 +190,6 @@ class PgStore:
         )
 
     # journal --------------------------------------------------------------------------------------
-    async def claim(
-        self,
-        fixmedins_code: str,
-        msgid: str,
-        infno: str,
-        psam_no: str,
-        card_sn: str | None,
-        content_hash: bytes,
-        request_json: str,
-    ) -> ClaimResult:
-        """Take the idempotency key (SPEC §5.2) or report who has it.
-
-        The row is committed PENDING before any effect, so a crash leaves evidence to recover from.
-        """
-        claim, _card = await self.claim_with_card(
-            fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request_json, None
-        )
-        return claim
-
     async def claim_with_card(
         self,
         fixmedins_code: str,
@@ -220,9 +201,10 @@ class PgStore:
         request_json: str,
         card_day: date | None,
     ) -> tuple[ClaimResult, Card | None]:
-        """`claim`, and in the same round trip the card `card_sn` with its default-PIN usage of `card_day`
-        (None when `card_day` is None, or the card is unknown, or the key was already taken). Group-committed
-        with concurrent claims (adapters/pg_journal.py)."""
+        """Take the idempotency key (SPEC §5.2) or report who has it, and in the same round trip the card
+        `card_sn` with its default-PIN usage of `card_day` (None when `card_day` is None, or the card is unknown,
+        or the key was already taken). The row is committed PENDING before any effect, so a crash leaves
+        evidence to recover from. Group-committed with concurrent claims (adapters/pg_journal.py)."""
         jid, card = await self.journal.claim(
             ClaimIn(fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request_json, card_day)
         )

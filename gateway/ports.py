@@ -62,19 +62,6 @@ class Store(Protocol):
     ) -> None: ...
     async def session(self, sign_no: str) -> SignSession | None: ...
     async def sign_out(self, sign_no: str, at: datetime) -> None: ...
-    async def claim(
-        self,
-        fixmedins_code: str,
-        msgid: str,
-        infno: str,
-        psam_no: str,
-        card_sn: str | None,
-        content_hash: bytes,
-        request_json: str,
-    ) -> ClaimResult:
-        """Take the idempotency key or report who has it (SPEC §5.2)."""
-        ...
-
     async def claim_with_card(
         self,
         fixmedins_code: str,
@@ -86,7 +73,8 @@ class Store(Protocol):
         request_json: str,
         card_day: date | None,
     ) -> tuple[ClaimResult, Card | None]:
-        """`claim`, plus the card with its default-PIN usage of `card_day` read in the same round trip."""
+        """Take the idempotency key or report who has it (SPEC §5.2); with `card_day`, also the card with its
+        default-PIN usage of that day, read in the same round trip."""
         ...
 
     async def wait_done(self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float) -> Existing: ...

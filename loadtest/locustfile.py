@@ -267,7 +267,7 @@ def _next_action(planner: Planner) -> Action | None:
         action = planner.plan(name)
         if action is not None:
             return action
-        if time.monotonic() >= deadline or (name == "cancel" and not planner.fleet.settled):
+        if time.monotonic() >= deadline or not planner.worth_waiting(name):
             RUN.skipped[name] += 1
             return None
         gevent.sleep(0.001)

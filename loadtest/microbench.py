@@ -97,6 +97,7 @@ async def e2e(count: int) -> dict[str, Any]:
     from gateway.app import create_app
     from gateway.demo import _start_site
     from gateway.settings import Settings
+    from loadtest.stack import drop_redis_prefix
     from loadtest.world import generate, write_world
 
     admin = os.environ.get("ONECARD_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -142,7 +143,7 @@ async def e2e(count: int) -> dict[str, Any]:
     finally:
         await gw.cleanup()
         await core.cleanup()
-        await _drop_prefix(redis_url, prefix)
+        await drop_redis_prefix(redis_url, prefix)
         conn = await asyncpg.connect(admin)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
@@ -159,18 +160,6 @@ async def e2e(count: int) -> dict[str, Any]:
         "gateway_p99_ms": pct(gw_us, 99),
         "throughput_per_s": count / (sum(whole) / 1e3),
     }
-
-
-async def _drop_prefix(url: str, prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    r = Redis.from_url(url)
-    try:
-        keys = [k async for k in r.scan_iter(match=prefix + "*", count=1000)]
-        for i in range(0, len(keys), 500):
-            await r.delete(*keys[i : i + 500])
-    finally:
-        await r.aclose()
 
 
 def main(argv: list[str] | None = None) -> None:

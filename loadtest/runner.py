@@ -174,7 +174,7 @@ async def _next_action_waiting(planner: Planner, rec: Recorder, patience_s: floa
         action = planner.plan(name)
         if action is not None:
             return action
-        if rec.now() >= deadline or (name == "cancel" and not planner.fleet.settled):
+        if rec.now() >= deadline or not planner.worth_waiting(name):
             rec.skipped[name] = rec.skipped.get(name, 0) + 1
             return None
         await asyncio.sleep(0.001)

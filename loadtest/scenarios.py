@@ -108,6 +108,10 @@ class Planner:
         """Lease what `scenario` needs and build its request; None when nothing is free right now."""
         return getattr(self, "_" + scenario)()
 
+    def worth_waiting(self, scenario: str) -> bool:
+        """Whether waiting can make `scenario` plannable (False for a cancel while nothing is settled)."""
+        return scenario != "cancel" or bool(self.fleet.settled)
+
     def release(self, action: Action, response: dict[str, Any] | None) -> None:
         """Give back the terminal and card; remember a successful settlement for a later cancel."""
         f = self.fleet

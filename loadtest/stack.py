@@ -98,6 +98,11 @@ async def _drop(admin_dsn: str, name: str, redis_url: str, prefix: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+    await drop_redis_prefix(redis_url, prefix)
+
+
+async def drop_redis_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every Redis key under `prefix` (a run's own keys)."""
     r = Redis.from_url(redis_url)
     try:
         keys = [k async for k in r.scan_iter(match=prefix + "*", count=1000)]

@@ -32,9 +32,9 @@ async def scratch() -> AsyncIterator[tuple[str, asyncpg.Pool]]:
     async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
         store = PgStore(pool)
         for n in range(5):
-            res = await store.claim(
+            res, _card = await store.claim_with_card(
                 "H33020000018", f"M{n:029d}", "1101", "330200000001", None, hashlib.sha256(b"%d" % n).digest(),
-                f'{{"n": {n}}}',
+                f'{{"n": {n}}}', None,
             )  # fmt: skip
             assert isinstance(res, Claimed)
             await store.complete(res.journal_id, b'{"infcode":0}', 200, None)

@@ -49,7 +49,7 @@ async def crash_after_claim(deps: Deps, b: Built) -> int:
     """Claim the request exactly as the pipeline does, then 'die': the row stays PENDING, dated an hour ago."""
     canonical = orjson.dumps(b.body, option=orjson.OPT_SORT_KEYS)
     env = parse_envelope(b.body)
-    claim = await deps.store.claim(
+    claim, _card = await deps.store.claim_with_card(
         env.fixmedins_code,
         env.msgid,
         env.infno,
@@ -57,6 +57,7 @@ async def crash_after_claim(deps: Deps, b: Built) -> int:
         env.safe.card_sn,
         hashlib.sha256(canonical).digest(),
         canonical.decode(),
+        None,
     )
     assert isinstance(claim, Claimed)
     await pg_rows(

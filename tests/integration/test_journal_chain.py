@@ -27,9 +27,9 @@ async def claim(store: PgStore, **over: Any) -> int:
     """A new journal row, PENDING, through the real claim."""
     n = next(_n)
     req = {"infno": "2207", "msgid": f"M{n:029d}", "input": {"data": {"medfee_sumamt": 12.5, "n": n, "名": "张三"}}}
-    res = await store.claim(
+    res, _card = await store.claim_with_card(
         CODE, req["msgid"], "2207", "330200000001", over.get("card_sn", "330200D156000005" + f"{n:016X}"),
-        hashlib.sha256(orjson.dumps(req)).digest(), orjson.dumps(req).decode(),
+        hashlib.sha256(orjson.dumps(req)).digest(), orjson.dumps(req).decode(), None,
     )  # fmt: skip
     assert isinstance(res, Claimed)
     return res.journal_id
