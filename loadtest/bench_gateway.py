@@ -24,7 +24,7 @@ from coresim.app import new_event_loop
 from loadtest import report
 from loadtest.check import check_run
 from loadtest.cpu import CpuMeter
-from loadtest.main import _common, _machine, _world, check_line, drive
+from loadtest.main import _common, _machine, _world, check_line, drive, guarded
 from loadtest.runner import Recorder, parse_rate
 from loadtest.scenarios import parse_mix
 from loadtest.stack import start_stack
@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         ap.error(str(exc))
     args.model = "open" if rate else "closed"
+    return guarded("onecard bench gateway", lambda: _bench(args, rate))
+
+
+def _bench(args: argparse.Namespace, rate: Any) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     world, world_path = _world(args, workdir)

@@ -18,11 +18,15 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from coresim.app import new_event_loop
+from gateway.domain.errors import ConfigError
 from loadtest import report
 from loadtest.check import check_run
 from loadtest.fleet import Fleet
@@ -201,4 +205,20 @@ def loadtest_main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         ap.error(str(exc))
-    return run_loadtest(args, rate)
+    return guarded("onecard loadtest", lambda: run_loadtest(args, rate))
+
+
+def guarded(prog: str, run: Callable[[], int]) -> int:
+    """Run a load command; what goes wrong outside the gateway's answers is one clear line and an exit code:
+    2 for bad input (a world file, settings), 1 when a server is unreachable or a process did not start."""
+    try:
+        return run()
+    except (ConfigError, ValueError, OSError) as exc:
+        if isinstance(exc, (ConnectionError, aiohttp.ClientError)):
+            print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except (aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
+        print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

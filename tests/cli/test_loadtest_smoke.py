@@ -20,6 +20,7 @@ import pytest
 
 from loadtest.stack import Stack, start_stack
 from loadtest.world import generate, write_world
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -91,12 +92,24 @@ def test_open_model_at_a_rate(tmp_path: Path):
     [
         (["--model", "open"], "exactly one of --rate, --ramp, --steps"),
         (["--mix", "nosuch=1"], "unknown scenario 'nosuch'"),
+        (["--rate", "50"], "belong to the open model"),
+        (["--target", "http://127.0.0.1:9", "--world", "/nonexistent/world.json"], "No such file"),
     ],
 )
 def test_bad_options_exit_2(tmp_path: Path, args: list[str], message: str):
     done, out = loadtest(tmp_path, *args)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_an_unreachable_target_is_one_line_and_exit_1(tmp_path: Path):
+    world = write_world(generate(persons=30, seed=3), tmp_path / "world")
+    done, out = loadtest(tmp_path, "--target", f"http://127.0.0.1:{free_port()}", "--world", str(world))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Cannot connect" in done.stderr
+    assert "Traceback" not in done.stderr
     assert not out.exists()
 
 
