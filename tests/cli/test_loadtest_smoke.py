@@ -191,3 +191,24 @@ async def test_locustfile_processes_share_nothing(tmp_path: Path):
     active = {p["psam_no"] for i in institutions for p in i["psams"] if p["status"] == "ACTIVE"}
     assert set(saved["tseq"]) == active  # each worker's PSAMs, merged
     assert saved["atc"]
+
+
+def test_bench_gateway_prints_both_phases_and_the_ratio(tmp_path: Path):
+    """`onecard bench gateway`, tiny: both phases measured, the check ran, `ratio:` is the last line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "bench", "gateway", "--duration", "2", "--warmup", "1", "--concurrency", "4",
+         "--persons", "300", "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert any(x.startswith("(pass-through) throughput") for x in lines), done.stdout
+    assert any(x.startswith("(gateway) throughput") for x in lines), done.stdout
+    assert any(x.startswith("check: ok") for x in lines), done.stdout
+    assert sum("cpu µs/request" in x for x in lines) == 2
+    assert lines[-1].startswith("ratio: ")
+    assert float(lines[-1].split()[1]) > 0
+    gateway = json.loads((tmp_path / "out" / "gateway.json").read_text())
+    assert gateway["outcomes"].get("OK", 0) > 0
+    assert gateway["check"]["ok"] is True
+    assert (tmp_path / "out" / "passthrough.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
