@@ -86,9 +86,20 @@ class Sender:
         async def one(site: Any) -> None:
             async with sem:
                 status, raw, _ = await self.call(site.terminal.sign_in().body)
-            resp = orjson.loads(raw) if raw else {}
+            try:
+                resp = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                resp = None
+            if not isinstance(resp, dict):  # not a gateway at that address
+                raise RuntimeError(f"{self.url} did not answer 9001 as the gateway does: HTTP {status} {raw[:120]!r}")
             if status != 200 or resp.get("infcode") != 0:
-                raise RuntimeError(f"PSAM {site.terminal.psam_no} could not sign in: {status} {raw[:200]!r}")
+                hint = ""
+                if resp.get("err_code") == "REPLAY":
+                    hint = " (counters of an earlier run against this gateway: pass that run's --state file)"
+                raise RuntimeError(
+                    f"PSAM {site.terminal.psam_no} could not sign in: {resp.get('err_code') or status}"
+                    f" {resp.get('err_msg', raw[:200])!r}{hint}"
+                )
             site.terminal.sign_no = resp["output"]["signinoutb"]["sign_no"]
 
         await asyncio.gather(*(one(s) for s in sites))
