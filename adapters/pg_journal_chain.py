@@ -48,6 +48,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from adapters.pg_pool import RETRYABLE
+
 log = logging.getLogger("onecard.chain")
 
 CHAIN = "journal"
@@ -219,7 +221,7 @@ async def run_sealer(pool: asyncpg.Pool, interval_s: float = 0.1) -> None:
     while True:
         try:
             await seal_once(pool)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except RETRYABLE as exc:
             log.warning("journal sealer: %s: %s", type(exc).__name__, exc)
         await asyncio.sleep(interval_s)
 

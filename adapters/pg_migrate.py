@@ -9,6 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from adapters.pg_pool import connect
+
 _LOCK_ID = 0x0C0A_2D5E  # one advisory lock for every process migrating the same database
 _NAME = re.compile(r"([0-9]{4})_[a-z0-9_]+\.sql")
 
@@ -48,7 +50,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
 _DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-async def create_database(admin_dsn: str, name: str) -> str:
+async def create_database(admin_dsn: str, name: str, timeout_s: float = 5.0) -> str:
     """Create database `name` on the server of `admin_dsn` unless it exists; returns the DSN that reaches it.
 
     Raises:
@@ -56,7 +58,7 @@ async def create_database(admin_dsn: str, name: str) -> str:
     """
     if not _DB_NAME.fullmatch(name):
         raise ValueError(f"database name {name!r} must match {_DB_NAME.pattern}")
-    conn = await asyncpg.connect(admin_dsn, timeout=5)
+    conn = await connect(admin_dsn, timeout_s)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             # A concurrent creator may win the race; the database then exists, which is all we want.
@@ -67,12 +69,16 @@ async def create_database(admin_dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))
 
 
-async def ensure_database(dsn: str) -> None:
-    """Create the DSN's database when it does not exist (connecting to `postgres` on the same server)."""
+async def ensure_database(dsn: str, timeout_s: float = 5.0) -> None:
+    """Create the DSN's database when it does not exist (connecting to `postgres` on the same server).
+
+    Raises:
+        PgTimeout: the server did not answer within `timeout_s` (connection errors as asyncpg raises them).
+    """
     try:
-        conn = await asyncpg.connect(dsn, timeout=5)
+        conn = await connect(dsn, timeout_s)
     except asyncpg.InvalidCatalogNameError:
         parts = urlsplit(dsn)
-        await create_database(urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/"))
+        await create_database(urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/"), timeout_s)
     else:
         await conn.close()

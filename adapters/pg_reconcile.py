@@ -7,16 +7,17 @@ from datetime import datetime
 
 import asyncpg
 
-from adapters.pg_store import PgStore
+from adapters.pg_pool import Pg
+from adapters.pg_store import settlements_between
 from gateway.domain.registry import Settlement
 
 
-async def settlements(pool: asyncpg.Pool, fixmedins_code: str, begin: datetime, end: datetime) -> list[Settlement]:
+async def settlements(pool: Pg | asyncpg.Pool, fixmedins_code: str, begin: datetime, end: datetime) -> list[Settlement]:
     """Settlements with setl_time in [begin, end): the very rows 3201/3202 count."""
-    return await PgStore(pool).settlements_between(fixmedins_code, begin, end)
+    return await settlements_between(pool, fixmedins_code, begin, end)
 
 
-async def reversal_states(pool: asyncpg.Pool, fixmedins_code: str, omsgids: Collection[str]) -> dict[str, str]:
+async def reversal_states(pool: Pg | asyncpg.Pool, fixmedins_code: str, omsgids: Collection[str]) -> dict[str, str]:
     """omsgid -> state (QUEUED, DONE, DEAD) of the gateway's 2601 owed for it."""
     rows = await pool.fetch(
         "SELECT omsgid, state FROM reversal_queue WHERE fixmedins_code = $1 AND omsgid = ANY($2::text[])",

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from adapters.pg_journal import ClaimIn, JournalWriter, card_of, card_sql
+from adapters.pg_pool import UNAVAILABLE, Pg, PgTimeout
 from gateway.domain.effects import (
     Effect,
     NewSettlement,
@@ -57,22 +58,21 @@ def _settlement(r: asyncpg.Record) -> Settlement:
     return Settlement(**dict(r))
 
 
-T = TypeVar("T")
+async def settlements_between(
+    pool: Pg | asyncpg.Pool, fixmedins_code: str, begin: datetime, end: datetime
+) -> list[Settlement]:
+    """Settlements of an institution with setl_time in [begin, end), the rows 3201/3202 count."""
+    rows = await pool.fetch(
+        f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE fixmedins_code = $1"
+        " AND setl_time >= $2 AND setl_time < $3 ORDER BY setl_time, msgid",
+        fixmedins_code,
+        begin,
+        end,
+    )
+    return [_settlement(r) for r in rows]
 
-# Errors meaning "PostgreSQL cannot be used right now" (restart, network, exhausted server), as opposed to bugs.
-_UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
-    # raised when a connection broke in the middle of an operation (e.g. the server restarted under a
-    # transaction and the rollback finds the protocol mid-flight): the connection is gone, not our state
-    asyncpg.InternalClientError,
-)
+
+T = TypeVar("T")
 
 
 def _map_unavailable(cls: type[T]) -> type[T]:
@@ -87,7 +87,9 @@ def _map_unavailable(cls: type[T]) -> type[T]:
             async def mapped(*args: Any, **kwargs: Any) -> Any:
                 try:
                     return await fn(*args, **kwargs)
-                except _UNAVAILABLE as exc:
+                except PgTimeout as exc:
+                    raise DependencyUnavailable(f"PostgreSQL did not answer in time ({name})") from exc
+                except UNAVAILABLE as exc:
                     raise DependencyUnavailable(f"PostgreSQL unavailable ({type(exc).__name__} in {name})") from exc
 
             return mapped
@@ -102,7 +104,7 @@ class PgStore:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pg,
         *,
         registry_ttl: float = 10.0,
         session_ttl: float = 5.0,
@@ -152,17 +154,19 @@ class PgStore:
     # sessions -------------------------------------------------------------------------------------
     async def create_session(
         self, sign_no: str, fixmedins_code: str, psam_no: str, opter_no: str, at: datetime, expires: datetime
-    ) -> None:
-        """Record a sign-in."""
-        await self.pool.execute(
-            "INSERT INTO sign_sessions (sign_no, fixmedins_code, psam_no, opter_no, signed_in_at, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            sign_no,
-            fixmedins_code,
-            psam_no,
-            opter_no,
-            at,
-            expires,
+    ) -> bool:
+        """Record a sign-in; False (nothing written) when `sign_no` is taken already."""
+        return bool(
+            await self.pool.fetchval(
+                "INSERT INTO sign_sessions (sign_no, fixmedins_code, psam_no, opter_no, signed_in_at, expires_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sign_no) DO NOTHING RETURNING true",
+                sign_no,
+                fixmedins_code,
+                psam_no,
+                opter_no,
+                at,
+                expires,
+            )
         )
 
     async def session(self, sign_no: str) -> SignSession | None:
@@ -200,17 +204,25 @@ class PgStore:
         content_hash: bytes,
         request_json: str,
         card_day: date | None,
+        *,
+        tseq: int = 0,
+        atc: int | None = None,
+        fresh: bool = False,
     ) -> tuple[ClaimResult, Card | None]:
         """Take the idempotency key (SPEC §5.2) or report who has it, and in the same round trip the card
         `card_sn` with its default-PIN usage of `card_day` (None when `card_day` is None, or the card is unknown,
         or the key was already taken). The row is committed PENDING before any effect, so a crash leaves
-        evidence to recover from. Group-committed with concurrent claims (adapters/pg_journal.py)."""
-        jid, card = await self.journal.claim(
-            ClaimIn(fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request_json, card_day)
+        evidence to recover from. With `fresh`, the claim also takes the replay state of record (SPEC §5.1):
+        (psam_no, tseq), then the card's `atc` when given; `Claimed.replay` says which one was already used.
+        Group-committed with concurrent claims (adapters/pg_journal.py)."""
+        got = await self.journal.claim(
+            ClaimIn(
+                fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request_json, card_day, tseq, atc, fresh
+            )
         )
-        if jid is None:
+        if got.journal_id is None:
             return await self.existing(fixmedins_code, msgid, content_hash), None
-        return Claimed(jid), card
+        return Claimed(got.journal_id, got.replay), got.card
 
     async def existing(self, fixmedins_code: str, msgid: str, content_hash: bytes) -> Existing:
         """The state of a used idempotency key."""
@@ -264,6 +276,26 @@ class PgStore:
         assert r is not None, "a claimed journal row vanished"
         response = None if r["response"] is None else bytes(r["response"])
         return Existing(True, r["state"] == "DONE", response, r["http_status"], r["err_code"])
+
+    async def pending_claim(self, journal_id: int) -> StaleClaim | None:
+        """The claim `journal_id` while it is still PENDING (None once completed)."""
+        r = await self.pool.fetchrow(
+            "SELECT id AS journal_id, fixmedins_code, msgid, infno, request::text AS request_json, received_at"
+            " FROM journal WHERE id = $1 AND state = 'PENDING'",
+            journal_id,
+        )
+        return None if r is None else StaleClaim(**dict(r))
+
+    async def list_reasons(self, card_sn: str | None, psn_no: str | None) -> tuple[str, str]:
+        """Blacklist reasons ('' = not listed) from the lists of record, for when Redis cannot answer."""
+        r = await self.pool.fetchrow(
+            "SELECT (SELECT reason FROM blacklist_cards WHERE card_sn = $1) AS card,"
+            " (SELECT reason FROM blacklist_persons WHERE psn_no = $2) AS person",
+            card_sn,
+            psn_no,
+        )
+        assert r is not None
+        return r["card"] or "", r["person"] or ""
 
     async def stale_claims(self, older_than_s: float, limit: int) -> list[StaleClaim]:
         """Claims still PENDING `older_than_s` after they were taken (the database's clock), oldest first."""
@@ -331,14 +363,7 @@ class PgStore:
 
     async def settlements_between(self, fixmedins_code: str, begin: datetime, end: datetime) -> list[Settlement]:
         """Settlements of an institution with setl_time in [begin, end)."""
-        rows = await self.pool.fetch(
-            f"SELECT {_SETTLEMENT_COLS} FROM settlements WHERE fixmedins_code = $1"
-            " AND setl_time >= $2 AND setl_time < $3 ORDER BY setl_time, msgid",
-            fixmedins_code,
-            begin,
-            end,
-        )
-        return [_settlement(r) for r in rows]
+        return await settlements_between(self.pool, fixmedins_code, begin, end)
 
     # reversal queue -------------------------------------------------------------------------------
     async def lease_reversals(self, limit: int, lease_s: float) -> list[ReversalJob]:
@@ -378,7 +403,7 @@ class PgStore:
         return {r["state"]: r["n"] for r in rows}
 
 
-async def _apply(conn: asyncpg.Connection | asyncpg.Pool, eff: Effect) -> None:
+async def _apply(conn: asyncpg.Connection | Pg, eff: Effect) -> None:
     if isinstance(eff, NewSettlement):
         s = eff.settlement
         await conn.execute(

@@ -21,6 +21,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from adapters.pg_pool import RETRYABLE
 from blacklist_cache.fingerprint import card_field, fingerprint, person_field
 from blacklist_cache.local import LocalBlacklist
 
@@ -42,9 +43,11 @@ class Follower:
         *,
         heartbeat_s: float = 0.25,
         block_ms: int = 500,
+        bulk: Any = None,
     ) -> None:
         self.local = local
         self.pool = pool
+        self.bulk = bulk if bulk is not None else pool  # the snapshot load: a pool with a longer deadline
         self.redis = redis
         self.stream_key = stream_key
         self.decode_ops = decode_ops
@@ -59,7 +62,7 @@ class Follower:
         """Replace the cache with a consistent snapshot of both lists; returns its version."""
         cards: list[int] = []
         persons: list[int] = []
-        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self.bulk.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             version = int(await conn.fetchval("SELECT version FROM blacklist_meta"))
             for sql, out, field in (
                 ("SELECT card_sn FROM blacklist_cards", cards, card_field),
@@ -125,7 +128,7 @@ class Follower:
         while True:
             try:
                 await self.heartbeat_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except RETRYABLE as exc:
                 log.warning("blacklist heartbeat failed: %s", type(exc).__name__)
             await asyncio.sleep(self.heartbeat_s)
 
@@ -163,7 +166,7 @@ class Follower:
             try:
                 await self.load()
                 break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except RETRYABLE as exc:
                 log.warning("blacklist cache load failed (%s): retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
         tasks = [asyncio.create_task(self._heartbeat_loop()), asyncio.create_task(self._stream_loop())]

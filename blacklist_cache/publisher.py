@@ -11,6 +11,7 @@ from collections.abc import Callable
 import asyncpg
 from redis.exceptions import RedisError
 
+from adapters.pg_pool import RETRYABLE
 from blacklist_cache.redis_layout import RedisBlacklist
 
 log = logging.getLogger("onecard.blacklist")
@@ -64,7 +65,7 @@ async def keep_current(
                 log.info("blacklist buckets are filling up: rebuilding with more buckets")
                 await bl.rebuild(pool)
             on_state(True)
-        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (RedisError, *RETRYABLE) as exc:
             on_state(False)
             log.warning("blacklist publisher: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):

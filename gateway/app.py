@@ -12,33 +12,38 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from adapters.core_fsi import FsiCore
 from adapters.core_guard import GuardedCore
 from adapters.pg_blacklist import load_world, prune_changes
 from adapters.pg_journal_chain import run_sealer
 from adapters.pg_migrate import ensure_database, migrate
+from adapters.pg_nodes import NodeLease
+from adapters.pg_pool import UNAVAILABLE, Pg, open_pg
 from adapters.pg_store import PgStore
 from blacklist_cache.follower import Follower
 from blacklist_cache.local import LocalBlacklist
 from blacklist_cache.publisher import Publisher, sync_once
-from blacklist_cache.redis_guard import RedisGuard
 from blacklist_cache.redis_layout import RedisBlacklist, decode_ops
+from blacklist_cache.redis_lookup import RedisLookup, connect_redis
+from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.keys import CardKeyCache
+from gateway.exits import DependencyDown, redis_down
 from gateway.http.admin import admin_routes
 from gateway.http.distribution import distribution_routes
 from gateway.http.feeds import FEED_AFTER_COMMIT, FEED_NUDGE, feed_routes
 from gateway.http.metrics import Metrics
-from gateway.http.routes import latency_middleware, routes
+from gateway.http.routes import dependency_middleware, latency_middleware, routes
 from gateway.keys import (
     GATEWAY,
-    GUARD,
+    LIST_LOOKUP,
     LOCAL_BLACKLIST,
     MASTER_KEYS,
     METRICS,
+    NODE,
+    PG_BULK,
     PG_POOL,
     REDIS_BLACKLIST,
     SETTINGS,
@@ -46,7 +51,6 @@ from gateway.keys import (
 )
 from gateway.keystore import load_keys
 from gateway.pipeline.context import Deps
-from gateway.pipeline.recovery import JournalRecovery
 from gateway.pipeline.reversals import ReversalWorker
 from gateway.pipeline.service import Gateway
 from gateway.settings import Settings
@@ -54,6 +58,7 @@ from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
 
 log = logging.getLogger("onecard.app")
+REDIS_ERRORS = (RedisError,)
 
 
 def load_reference(settings: Settings, world: dict[str, Any] | None) -> tuple[PolicyBook, Catalogue]:
@@ -73,7 +78,9 @@ def load_reference(settings: Settings, world: dict[str, Any] | None) -> tuple[Po
 
 def create_app(settings: Settings) -> web.Application:
     """A gateway application; resources are opened on start-up and closed in reverse on clean-up."""
-    app = web.Application(middlewares=[latency_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[latency_middleware, dependency_middleware], client_max_size=settings.max_body_bytes
+    )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[STATUS] = {}
@@ -85,24 +92,16 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-async def _prune_forever(pool: asyncpg.Pool, keep_days: int, every_s: float = 3600.0) -> None:
+async def _prune_forever(pool: Pg, keep_days: int, every_s: float = 3600.0) -> None:
     """Drop change-log rows past the retention window (the delta API then answers with the full list)."""
     while True:
         try:
             removed = await prune_changes(pool, keep_days)
             if removed:
                 log.info("blacklist change log: %d rows past %d days pruned", removed, keep_days)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except UNAVAILABLE as exc:
             log.warning("blacklist prune: %s", type(exc).__name__)
         await asyncio.sleep(every_s)
-
-
-async def _reset_connection(conn: asyncpg.Connection) -> None:
-    """What a connection needs before it goes back to the pool. Ours never LISTEN, SET or hold session locks
-    (the migration lock is released explicitly), so only an open transaction is rolled back: asyncpg's default
-    reset costs a round trip on every release, three per request."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -114,18 +113,33 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     if s.world_file:
         world = json.loads(await asyncio.to_thread(Path(s.world_file).read_text, encoding="utf-8"))
     policies, catalogue = load_reference(s, world)
-    await ensure_database(s.pg_dsn)
-    async with asyncpg.create_pool(
-        s.pg_dsn, min_size=s.pg_pool_min, max_size=s.pg_pool_max, reset=_reset_connection
-    ) as pool:
-        async with pool.acquire() as conn:
+    await ensure_database(s.pg_dsn, s.pg_connect_timeout_s)
+    pg = await open_pg(
+        s.pg_dsn,
+        min_size=s.pg_pool_min,
+        max_size=s.pg_pool_max,
+        timeout_s=s.pg_timeout_s,
+        bulk_timeout_s=s.pg_bulk_timeout_s,
+        connect_timeout_s=s.pg_connect_timeout_s,
+    )
+    lease = NodeLease(pg, wanted=s.node_id, lease_s=s.node_lease_s)
+    try:
+        async with pg.bulk.acquire() as conn:
             applied = await migrate(conn)
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
+        await lease.acquire()
+        await pg.measure_clock()
         if world is not None:
-            counts = await load_world(pool, world)
+            counts = await load_world(pg.bulk, world)
             log.info("world loaded: %s", counts)
-        redis = Redis.from_url(s.redis_url)
+        redis = connect_redis(s.redis_url, s.redis_timeout_s)
+        try:  # at start-up a Redis that does not answer is a deployment error (later, lookups fall back)
+            async with asyncio.timeout(s.redis_timeout_s):
+                await redis.ping()
+        except (RedisError, OSError) as exc:
+            await redis.aclose()
+            raise DependencyDown(redis_down(s.redis_url, exc)) from None
         core = GuardedCore(
             FsiCore(s.core_url, pool_size=s.core_pool_size),
             failure_threshold=s.core_breaker_failures,
@@ -136,40 +150,49 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         )
         app[METRICS].watch_core(core)
         try:
-            guard = RedisGuard(redis, s.redis_prefix, 2 * s.freshness_s + 60)
+            lookup = RedisLookup(redis, s.redis_prefix, s.redis_timeout_s)
             redis_bl = RedisBlacklist(redis, s.redis_prefix)
-            await sync_once(redis_bl, pool)
+            try:
+                await sync_once(redis_bl, pg.bulk)
+            except (*UNAVAILABLE, *REDIS_ERRORS) as exc:  # the publisher keeps trying; PostgreSQL answers lookups
+                log.warning("blacklist not in Redis at start-up (%s): the publisher retries", type(exc).__name__)
             local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)
-            follower = Follower(local, pool, redis, redis_bl.stream_key, decode_ops)
+            follower = Follower(
+                local, pg, redis, redis_bl.stream_key, decode_ops, bulk=pg.bulk,
+                block_ms=int(min(500, s.redis_timeout_s * 500)),
+            )  # fmt: skip
             app[METRICS].watch_blacklist(local)
-            app[PG_POOL] = pool
-            app[GUARD] = guard
+            app[PG_POOL] = pg
+            app[PG_BULK] = pg.bulk
+            app[NODE] = lease
+            app[LIST_LOOKUP] = lookup
             app[REDIS_BLACKLIST] = redis_bl
             app[LOCAL_BLACKLIST] = local
 
             async def publish() -> None:
                 # Push to Redis (and so to every process's stream) and apply here at once: the process that
                 # accepted a change never answers from a cache that lacks it.
-                await redis_bl.catch_up(pool)
+                await redis_bl.catch_up(pg.bulk)
                 if local.version is not None:  # still loading: the load will include it
                     await follower.catch_up_pg()
 
             app[FEED_AFTER_COMMIT] = publish
-            publisher = Publisher(redis_bl, pool, app[METRICS].blacklist_loaded.set)
+            publisher = Publisher(redis_bl, pg.bulk, app[METRICS].blacklist_loaded.set)
             app[FEED_NUDGE] = publisher.nudge
             deps = Deps(
                 settings=s,
                 tz=ZoneInfo(s.timezone),
-                store=PgStore(pool, batch_slots=s.journal_batch_slots, batch_max=s.journal_batch_max),
-                guard=guard,
+                store=PgStore(pg, batch_slots=s.journal_batch_slots, batch_max=s.journal_batch_max),
+                lists=lookup,
                 blacklist=local,
                 core=core,
                 keys=CardKeyCache(keys),
                 policies=policies,
                 catalogue=catalogue,
                 metrics=app[METRICS],
+                node=lease,
             )
-            app[GATEWAY] = Gateway(deps)
+            gateway = app[GATEWAY] = Gateway(deps)
             if s.dev_mode:
                 log.warning(
                     "DEVELOPMENT MODE: development keys accepted%s",
@@ -177,18 +200,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 )
             worker = ReversalWorker(deps)
             await worker.refresh_metrics()
-            recovery = JournalRecovery(deps)
+            recovery = gateway.recovery
             try:  # before serving, so a retry of an abandoned msgid finds its answer
                 await recovery.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (*UNAVAILABLE, DependencyUnavailable) as exc:
                 log.warning("journal recovery at start-up: %s (retried periodically)", type(exc).__name__)
             tasks = [
                 asyncio.create_task(publisher.run()),
                 asyncio.create_task(follower.run()),
-                asyncio.create_task(_prune_forever(pool, s.blacklist_retention_days)),
+                asyncio.create_task(_prune_forever(pg.bulk, s.blacklist_retention_days)),
                 asyncio.create_task(worker.run_forever()),
-                asyncio.create_task(run_sealer(pool)),
+                asyncio.create_task(run_sealer(pg)),
                 asyncio.create_task(recovery.run_forever()),
+                asyncio.create_task(lease.run()),
             ]
             yield
             for task in tasks:
@@ -199,3 +223,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         finally:
             await core.close()
             await redis.aclose()
+        with contextlib.suppress(*UNAVAILABLE):
+            await lease.release()
+    finally:
+        await pg.close()

@@ -1,16 +1,24 @@
-"""The `onecard` command: serve, core-sim, seed, demo, migrate, journal verify, reconcile."""
+"""The `onecard` command: serve, core-sim, seed, demo, migrate, journal verify, reconcile.
+
+Exit codes (gateway/exits.py): 0 success, 1 a finding, 2 usage or configuration, 3 a dependency unreachable;
+expected failures are one line on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 from gateway.domain.errors import ConfigError
+from gateway.exits import classify, needs_core, needs_postgres
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -31,13 +39,39 @@ def _serve(args: argparse.Namespace) -> int:
         world_file=args.world,
         dev_mode=True if args.dev else None,
     )
-    return serve(settings, args.host, args.port, args.workers)
+    if args.world:
+        _check_world(args.world)
+    with needs_postgres(settings.pg_dsn), _port(args.host, args.port):
+        return serve(settings, args.host, args.port, args.workers)
+
+
+def _check_world(path: str) -> None:
+    from loadtest.world import load_world
+
+    try:
+        load_world(path)
+    except ValueError as exc:
+        raise ConfigError(f"--world {path}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _port(host: str, port: int) -> Iterator[None]:
+    """A listening address that cannot be taken is a configuration error, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise
 
 
 def _core_sim(args: argparse.Namespace) -> int:
     from coresim.app import run
 
-    run(args.host, args.port, args.world)
+    if args.world:
+        _check_world(args.world)
+    with _port(args.host, args.port):
+        run(args.host, args.port, args.world)
     return 0
 
 
@@ -52,22 +86,22 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    import asyncpg
-
     from adapters.pg_migrate import ensure_database, migrate
+    from adapters.pg_pool import connect
     from gateway.settings import load_settings
 
     settings = load_settings(args.config, os.environ)
 
     async def go() -> list[str]:
-        await ensure_database(settings.pg_dsn)
-        conn = await asyncpg.connect(settings.pg_dsn)
+        await ensure_database(settings.pg_dsn, settings.pg_connect_timeout_s)
+        conn = await connect(settings.pg_dsn, settings.pg_connect_timeout_s)
         try:
-            return await migrate(conn)
+            return await asyncio.wait_for(migrate(conn), settings.pg_bulk_timeout_s)
         finally:
-            await conn.close()
+            conn.terminate()  # done, or timed out mid-statement: the server rolls back whatever was left open
 
-    applied = asyncio.run(go())
+    with needs_postgres(settings.pg_dsn):
+        applied = asyncio.run(go())
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     return 0
 
@@ -97,7 +131,10 @@ def _blacklist_import(args: argparse.Namespace) -> int:
     from gateway.settings import load_settings
 
     settings = load_settings(args.config, os.environ)
-    return asyncio.run(run_import(settings.pg_dsn, args.file, fmt=args.format, source=args.source, every_line=args.all))
+    with open(args.file, "rb"):  # a missing file is a usage error before any database is asked
+        pass
+    with needs_postgres(settings.pg_dsn):
+        return asyncio.run(run_import(settings, args.file, fmt=args.format, source=args.source, every_line=args.all))
 
 
 def _loadtest(args: argparse.Namespace) -> int:
@@ -137,16 +174,18 @@ def _date(text: str) -> date:
 def _journal_verify(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
-    import asyncpg
-
     from adapters.pg_journal_chain import verify
+    from adapters.pg_pool import open_pg_for
     from gateway.settings import load_settings
 
     settings = load_settings(args.config, os.environ)
 
     async def go() -> int:
-        async with asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2) as pool:
-            res = await verify(pool, day=args.day, tz=ZoneInfo(settings.timezone), stale_s=args.stale_s)
+        pg = await open_pg_for(settings)
+        try:
+            res = await verify(pg.bulk, day=args.day, tz=ZoneInfo(settings.timezone), stale_s=args.stale_s)
+        finally:
+            await pg.close()
         scope = f"day {args.day.isoformat()}" if args.day else "whole chain"
         if res.ok:
             print(f"journal chain OK ({scope}): {res.rows} rows verified; head seq {res.head_seq} {res.head_hash}")
@@ -160,7 +199,8 @@ def _journal_verify(args: argparse.Namespace) -> int:
             )
         return 0 if res.ok else 1
 
-    return asyncio.run(go())
+    with needs_postgres(settings.pg_dsn):
+        return asyncio.run(go())
 
 
 def _reconcile(args: argparse.Namespace) -> int:
@@ -172,17 +212,18 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.to < args.from_:
         raise ConfigError("--to is before --from")
     settings = load_settings(args.config, os.environ)
-    return asyncio.run(
-        run(
-            settings.pg_dsn,
-            args.institution,
-            args.from_,
-            args.to,
-            tz=ZoneInfo(settings.timezone),
-            core_url=args.core_url,
-            as_json=args.json,
+    with needs_postgres(settings.pg_dsn), needs_core(args.core_url or ""):
+        return asyncio.run(
+            run(
+                settings,
+                args.institution,
+                args.from_,
+                args.to,
+                tz=ZoneInfo(settings.timezone),
+                core_url=args.core_url,
+                as_json=args.json,
+            )
         )
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,9 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
-        print(f"onecard: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        known = classify(exc)
+        if known is None:
+            raise
+        code, line = known
+        print(f"onecard: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ import asyncpg
 import orjson
 
 from adapters.pg_blacklist import AfterCommit, Prepared, commit_prepared, current_version, prepare_events
+from adapters.pg_pool import Pg, open_pg_for
 from gateway.domain.feeds import CITY, CSV_COLUMNS, FeedError, FeedEvent, parse_event
+from gateway.settings import Settings
 
 FORMATS = ("csv", "jsonl")
 MAX_LINE_BYTES = 64 * 1024
@@ -162,7 +164,7 @@ class _Decoder:
 
 
 async def import_stream(
-    pool: asyncpg.Pool,
+    pool: Pg | asyncpg.Pool,
     chunks: AsyncIterator[bytes],
     *,
     fmt: str,
@@ -296,17 +298,28 @@ def format_of(path: str, fmt: str | None) -> str:
 
 
 async def run_import(
-    dsn: str, path: str, *, fmt: str | None, source: str | None, out: TextIO = sys.stdout, every_line: bool = False
+    settings: Settings,
+    path: str,
+    *,
+    fmt: str | None,
+    source: str | None,
+    out: TextIO = sys.stdout,
+    every_line: bool = False,
 ) -> int:
     """`onecard blacklist import FILE`: prints non-accepted lines (all with every_line) and the summary as
-    JSON lines; exit status 0 all accepted or duplicate, 1 some rejected, 2 the import stopped early."""
-    async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
+    JSON lines; exit status 0 all accepted or duplicate, 1 some rejected, 2 the import stopped early (a file
+    that is not importable: its header, its size)."""
+    pg = await open_pg_for(settings)
+    try:
         last: dict[str, Any] = {}
-        async for result in import_stream(pool, file_chunks(path), fmt=format_of(path, fmt), source_scope=source):
+        chunks = file_chunks(path)
+        async for result in import_stream(pg.bulk, chunks, fmt=format_of(path, fmt), source_scope=source):
             if "summary" in result:
                 last = result["summary"]
             if every_line or result.get("status") != "accepted":
                 out.write(orjson.dumps(result).decode() + "\n")
+    finally:
+        await pg.close()
     if last.get("stopped"):
         return 2
     return 1 if last.get("rejected") else 0

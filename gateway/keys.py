@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
+from adapters.pg_nodes import NodeLease
+from adapters.pg_pool import Pg
 from blacklist_cache.local import LocalBlacklist
-from blacklist_cache.redis_guard import RedisGuard
 from blacklist_cache.redis_layout import RedisBlacklist
+from blacklist_cache.redis_lookup import RedisLookup
 from gateway.domain.keys import MasterKeys
 from gateway.http.metrics import Metrics
 from gateway.pipeline.service import Gateway
@@ -18,8 +19,10 @@ from gateway.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 GATEWAY = web.AppKey("gateway", Gateway)
 METRICS = web.AppKey("metrics", Metrics)
-PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
-GUARD = web.AppKey("guard", RedisGuard)
+PG_POOL = web.AppKey("pg_pool", Pg)  # request-path deadline (pg_timeout_s)
+PG_BULK = web.AppKey("pg_bulk", Pg)  # the same pool, bulk deadline: feeds, imports, snapshots
+NODE = web.AppKey("node", NodeLease)
+LIST_LOOKUP = web.AppKey("list_lookup", RedisLookup)
 MASTER_KEYS = web.AppKey("master_keys", MasterKeys)
 STATUS = web.AppKey("status", dict[str, Any])
 REDIS_BLACKLIST = web.AppKey("redis_blacklist", RedisBlacklist)

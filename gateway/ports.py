@@ -16,7 +16,7 @@ from gateway.domain.core import (
     Reversed,
 )
 from gateway.domain.effects import Effect
-from gateway.domain.journal import ClaimResult, Existing, GuardResult, ReversalJob, StaleClaim
+from gateway.domain.journal import ClaimResult, Existing, ReversalJob, StaleClaim
 from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
 
 
@@ -59,7 +59,10 @@ class Store(Protocol):
     async def card(self, card_sn: str, day: date) -> Card | None: ...
     async def create_session(
         self, sign_no: str, fixmedins_code: str, psam_no: str, opter_no: str, at: datetime, expires: datetime
-    ) -> None: ...
+    ) -> bool:
+        """Record a sign-in; False when the sign_no is taken (the caller draws another)."""
+        ...
+
     async def session(self, sign_no: str) -> SignSession | None: ...
     async def sign_out(self, sign_no: str, at: datetime) -> None: ...
     async def claim_with_card(
@@ -72,9 +75,23 @@ class Store(Protocol):
         content_hash: bytes,
         request_json: str,
         card_day: date | None,
+        *,
+        tseq: int = 0,
+        atc: int | None = None,
+        fresh: bool = False,
     ) -> tuple[ClaimResult, Card | None]:
         """Take the idempotency key or report who has it (SPEC §5.2); with `card_day`, also the card with its
-        default-PIN usage of that day, read in the same round trip."""
+        default-PIN usage of that day, read in the same round trip. With `fresh`, the claim also takes the
+        replay state of record (SPEC §5.1): (psam_no, tseq) and, when `atc` is given, the card's atc
+        (`Claimed.replay` names the one already used; nothing is taken then but what was free before it)."""
+        ...
+
+    async def pending_claim(self, journal_id: int) -> StaleClaim | None:
+        """A claim while it is still PENDING."""
+        ...
+
+    async def list_reasons(self, card_sn: str | None, psn_no: str | None) -> tuple[str, str]:
+        """Blacklist reasons from the lists of record ('' = not listed)."""
         ...
 
     async def wait_done(self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float) -> Existing: ...
@@ -118,22 +135,15 @@ class Store(Protocol):
     async def reversal_counts(self) -> dict[str, int]: ...
 
 
-class Guard(Protocol):
-    """Replay state and blacklist lookups in one round trip (Redis: `blacklist_cache.redis_guard.RedisGuard`)."""
+class ListLookup(Protocol):
+    """Blacklist lookups the in-process cache could not answer (Redis: `blacklist_cache.redis_lookup`)."""
 
-    async def check(
-        self,
-        msgid: str,
-        psam_no: str,
-        tseq: int,
-        card_sn: str | None,
-        atc: int,
-        psn_no: str | None,
-        *,
-        lookup_card: bool = True,
-        lookup_person: bool = True,
-    ) -> GuardResult:
-        """Record (psam_no, tseq) and the ATC unless replayed; look up the list entries asked for."""
+    async def reasons(self, card_sn: str | None, psn_no: str | None) -> tuple[str, str] | None:
+        """(card reason, person reason) of the keys given ('' = not listed); None while the lists are not loaded.
+
+        Raises:
+            DependencyUnavailable: the lookup could not be made in time.
+        """
         ...
 
 

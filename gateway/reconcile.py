@@ -13,9 +13,11 @@ import aiohttp
 import asyncpg
 import orjson
 
+from adapters.pg_pool import Pg, open_pg_for
 from adapters.pg_reconcile import reversal_states, settlements
 from gateway.domain.money import fen_to_yuan
 from gateway.domain.reconcile import CoreRecord, core_breaks, core_totals, open_breaks, totals
+from gateway.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ async def fetch_core_ledger(core_url: str, timeout_s: float = 30.0) -> list[Core
 
 
 async def reconcile(
-    pool: asyncpg.Pool,
+    pool: Pg | asyncpg.Pool,
     fixmedins_code: str,
     begin: date,
     end: date,
@@ -128,12 +130,15 @@ def _side(v: dict[str, Any] | None) -> str:
     return f"{v['state']}/{v['medfee_sumamt']:.2f}/{v['fund_pay_sumamt']:.2f}/{v['acct_pay']:.2f}"
 
 
-async def run(dsn: str, fixmedins_code: str, begin: date, end: date, *, tz: tzinfo, core_url: str | None,
-              as_json: bool) -> int:  # fmt: skip
+async def run(settings: Settings, fixmedins_code: str, begin: date, end: date, *, tz: tzinfo,
+              core_url: str | None, as_json: bool) -> int:  # fmt: skip
     """The command: print the report; 0 balanced, 1 breaks."""
     core = await fetch_core_ledger(core_url) if core_url else None
-    async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
-        report = await reconcile(pool, fixmedins_code, begin, end, tz=tz, core=core)
+    pg = await open_pg_for(settings)
+    try:
+        report = await reconcile(pg.bulk, fixmedins_code, begin, end, tz=tz, core=core)
+    finally:
+        await pg.close()
     if as_json:
         print(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:

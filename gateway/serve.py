@@ -25,8 +25,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.domain.errors import ConfigError
+from gateway.exits import DependencyDown, needs_postgres
 from gateway.http.metrics import MULTIPROC_ENV
-from gateway.settings import Settings
+from gateway.settings import MAX_NODE_ID, Settings
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -47,11 +48,14 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
     Raises:
         ConfigError: `workers` below 1, or a worker's start-up refused the configuration.
+        DependencyDown: workers could not start because PostgreSQL or Redis did not answer.
     """
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {workers})")
     if workers > 1 and port == 0:
         raise ConfigError("--workers above 1 needs a fixed --port: with port 0 each worker would take its own")
+    if settings.node_id is not None and settings.node_id + workers - 1 > MAX_NODE_ID:
+        raise ConfigError(f"node_id {settings.node_id} + {workers} workers passes the largest node id {MAX_NODE_ID}")
     if workers == 1:
         from aiohttp import web
 
@@ -113,6 +117,7 @@ class _Supervisor:
         self.stopping = asyncio.Event()
         self.stop_signal = signal.SIGTERM
         self.config_error: str | None = None
+        self.dependency_error: str | None = None
         self.failure: str | None = None
         self.first_ready = 0
 
@@ -138,6 +143,8 @@ class _Supervisor:
                     proc.kill()
         if self.config_error is not None:
             raise ConfigError(self.config_error)
+        if self.dependency_error is not None:
+            raise DependencyDown(self.dependency_error)
         if self.failure is not None:
             print(f"onecard: {self.failure}", file=sys.stderr)
             return 1
@@ -156,9 +163,11 @@ class _Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
 
-    def _give_up(self, *, failure: str | None = None, config_error: str | None = None) -> None:
-        if self.failure is None and self.config_error is None:
-            self.failure, self.config_error = failure, config_error
+    def _give_up(
+        self, *, failure: str | None = None, config_error: str | None = None, dependency_error: str | None = None
+    ) -> None:
+        if self.failure is None and self.config_error is None and self.dependency_error is None:
+            self.failure, self.config_error, self.dependency_error = failure, config_error, dependency_error
         self.stop(why="giving up")
 
     async def _slot(self, index: int) -> None:
@@ -196,10 +205,13 @@ class _Supervisor:
                     return
                 tries += 1
                 if tries >= START_TRIES:
-                    self._give_up(
-                        failure=f"gave up: worker {index} failed to start {tries} times in a row"
-                        f" ({reason or _describe(rc)}); see the log above"
-                    )
+                    if kind == "dependency":
+                        self._give_up(dependency_error=f"{reason} (worker {index}, {tries} tries)")
+                    else:
+                        self._give_up(
+                            failure=f"gave up: worker {index} failed to start {tries} times in a row"
+                            f" ({reason or _describe(rc)}); see the log above"
+                        )
                     return
             elif ready_at is not None and loop.time() - ready_at >= HEALTHY_S:
                 delay = BACKOFF_FIRST_S
@@ -228,7 +240,10 @@ class _Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(self.stop_signal)
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps({**self.spec, "status_fd": status_w}).encode() + b"\n")
+        spec = self.spec
+        if spec["settings"].get("node_id") is not None:  # a configured node id: worker k takes id + k
+            spec = {**spec, "settings": {**spec["settings"], "node_id": spec["settings"]["node_id"] + index}}
+        proc.stdin.write(json.dumps({**spec, "status_fd": status_w}).encode() + b"\n")
         with contextlib.suppress(ConnectionError):  # it died at once: its exit code tells
             await proc.stdin.drain()
         reader = asyncio.StreamReader()
@@ -257,11 +272,16 @@ def _worker_main() -> int:
             status.write(" ".join(line.split()) + "\n")
             status.close()
 
+    settings = Settings(**spec["settings"])
     try:
-        _run_worker(Settings(**spec["settings"]), spec["host"], spec["port"], lambda: report("ready"))
+        with needs_postgres(settings.pg_dsn):
+            _run_worker(settings, spec["host"], spec["port"], lambda: report("ready"))
     except ConfigError as exc:
         report(f"config {exc}")  # the supervisor prints it once, for all workers
         return 2
+    except DependencyDown as exc:
+        report(f"dependency {exc}")
+        return 3
     except KeyboardInterrupt:  # Ctrl-C before the worker's own handlers were installed: stopping anyway
         return 130
     except Exception as exc:
@@ -296,11 +316,16 @@ async def _worker(settings: Settings, host: str, port: int, on_ready: Callable[[
     task = asyncio.current_task()
     assert task is not None
     stopping = False
+    # Set with the cancel: Python 3.11's asyncio.wait_for (asyncpg's pool.acquire uses it) can swallow a
+    # cancellation that lands as its inner await completes, and a worker then finished its start-up and served
+    # on, deaf to the one SIGTERM it got. The event cannot be lost.
+    stop_requested = asyncio.Event()
 
     def stop() -> None:
         nonlocal stopping
         if not stopping:  # later signals (the terminal's Ctrl-C forwarded by the supervisor too) change nothing
             stopping = True
+            stop_requested.set()
             task.cancel()
 
     def supervisor_gone() -> None:
@@ -320,8 +345,9 @@ async def _worker(settings: Settings, host: str, port: int, on_ready: Callable[[
     try:
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_port=True).start()
-        on_ready()
-        await asyncio.Event().wait()  # until stop() cancels this task
+        if not stop_requested.is_set():
+            on_ready()
+        await stop_requested.wait()  # until stop() cancels this task (or, its cancel swallowed, sets the event)
     except asyncio.CancelledError:
         if not stopping:
             raise

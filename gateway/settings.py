@@ -14,6 +14,7 @@ from gateway.domain.feeds import parse_feed_tokens
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/onecard"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+MAX_NODE_ID = 9998  # node ids are 4 digits of every id the gateway mints (adapters/pg_nodes.py); 9999 = none
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,12 @@ class Settings:
     journal_recovery_interval_s: float = 30.0  # how often every process looks for such claims
     journal_batch_slots: int = 4  # journal statements in flight per process; more requests queue and share one
     journal_batch_max: int = 128  # requests per group-committed journal statement at most
+    pg_timeout_s: float = 2.0  # every request-path PostgreSQL statement, pool acquisition included
+    pg_bulk_timeout_s: float = 300.0  # snapshot loads, world loads, imports, migrations, chain verification
+    pg_connect_timeout_s: float = 5.0  # opening a connection (start-up and operator commands)
+    redis_timeout_s: float = 1.0  # every Redis command, connecting included; never retried
+    node_id: int | None = None  # this process's id in minted ids; None: lease the lowest free one
+    node_lease_s: float = 30.0  # a node id not renewed for this long may be taken by another process
 
 
 # environment variable → (field, parser)
@@ -88,6 +95,12 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_JOURNAL_RECOVERY_INTERVAL_S": ("journal_recovery_interval_s", float),
     "ONECARD_JOURNAL_BATCH_SLOTS": ("journal_batch_slots", int),
     "ONECARD_JOURNAL_BATCH_MAX": ("journal_batch_max", int),
+    "ONECARD_PG_TIMEOUT_S": ("pg_timeout_s", float),
+    "ONECARD_PG_BULK_TIMEOUT_S": ("pg_bulk_timeout_s", float),
+    "ONECARD_PG_CONNECT_TIMEOUT_S": ("pg_connect_timeout_s", float),
+    "ONECARD_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
+    "ONECARD_NODE_ID": ("node_id", int),
+    "ONECARD_NODE_LEASE_S": ("node_lease_s", float),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -179,6 +192,12 @@ def load_settings(
         errors.append(
             f"journal_batch_slots: must be below pg_pool_max ({s.pg_pool_max}), or nothing else gets a connection"
         )
+    deadlines = ("pg_timeout_s", "pg_bulk_timeout_s", "pg_connect_timeout_s", "redis_timeout_s")
+    errors += [f"{name}: must be positive" for name in deadlines if not getattr(s, name) > 0]
+    if s.node_id is not None and not 0 <= s.node_id <= MAX_NODE_ID:
+        errors.append(f"node_id: must be in 0..{MAX_NODE_ID}")
+    if s.node_lease_s < 3 * s.pg_timeout_s:
+        errors.append(f"node_lease_s: must be at least 3 x pg_timeout_s ({3 * s.pg_timeout_s:g} s)")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s

@@ -207,6 +207,27 @@ def _parse_inf_time(text: str) -> datetime:
     return datetime(y, mo, d, h, mi, sec)  # noqa: DTZ001 - zone applied by the caller
 
 
+def nul_path(value: object, path: str = "") -> str | None:
+    """The path of the first string (value or key) holding a NUL character, which PostgreSQL cannot store in
+    text or jsonb, or None. Paths read like messages: `input.feedetail[0].med_list_codg`."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else key
+            if "\x00" in key:
+                return f"{where!r} (a key)"
+            found = nul_path(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = nul_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def parse_envelope(body: object) -> Envelope:
     """Validate the envelope of SPEC §3.
 

@@ -1,4 +1,4 @@
-"""Results of the journal's idempotency claim (SPEC §5.2) and of the Redis guard's combined check."""
+"""Results of the journal's idempotency claim (SPEC §5.2), which also takes the replay state (SPEC §5.1)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from datetime import datetime
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """This request owns the idempotency key; `journal_id` completes it."""
+    """This request owns the idempotency key; `journal_id` completes it. `replay` is 'TSEQ' when its
+    (psam_no, tseq) was used before, 'ATC' when its atc is not above the card's last accepted, else None."""
 
     journal_id: int
+    replay: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,16 +27,6 @@ class Existing:
 
 
 ClaimResult = Claimed | Existing
-
-
-@dataclass(frozen=True, slots=True)
-class GuardResult:
-    """Outcome of the combined check: 'TSEQ'/'ATC' replay or 'UNLOADED' lists, else reasons ('' = clear)."""
-
-    replay: str | None
-    detail: str
-    card_reason: str
-    person_reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from adapters.pg_distribution import card_delta, card_snapshot, current_version
-from gateway.keys import GATEWAY, LOCAL_BLACKLIST, PG_POOL
+from gateway.keys import GATEWAY, LOCAL_BLACKLIST, PG_BULK, PG_POOL
 
 distribution_routes = web.RouteTableDef()
 
@@ -95,7 +95,7 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
 
 async def _snapshot_json(request: web.Request, headers: dict[str, str] | None = None) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/json", **(headers or {})})
-    async with card_snapshot(request.app[PG_POOL]) as (version, chunks):
+    async with card_snapshot(request.app[PG_BULK]) as (version, chunks):
         resp.headers["ETag"] = f'"bl-snap-{version}-json"'
         resp.headers["X-Blacklist-Version"] = str(version)
         await resp.prepare(request)
@@ -112,7 +112,7 @@ async def _snapshot_json(request: web.Request, headers: dict[str, str] | None = 
 
 async def _snapshot_binary(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-    async with card_snapshot(request.app[PG_POOL]) as (version, chunks):
+    async with card_snapshot(request.app[PG_BULK]) as (version, chunks):
         resp.headers["ETag"] = f'"bl-snap-{version}-bin"'
         resp.headers["X-Blacklist-Version"] = str(version)
         await resp.prepare(request)

@@ -22,7 +22,7 @@ from aiohttp import web
 from adapters.pg_blacklist import EventResult, apply_events
 from gateway.domain.feeds import FeedError, FeedEvent, parse_event, parse_feed_tokens
 from gateway.importer import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits, import_stream
-from gateway.keys import PG_POOL, SETTINGS
+from gateway.keys import PG_BULK, SETTINGS
 
 feed_routes = web.RouteTableDef()
 AfterCommit = Callable[[], Awaitable[None]]
@@ -127,7 +127,7 @@ async def post_events(request: web.Request) -> web.Response:
         else:
             parsed.append(event)
     events = [p for p in parsed if not isinstance(p, str)]
-    pool = request.app[PG_POOL]
+    pool = request.app[PG_BULK]
     done: list[EventResult] = []
     if events:
         done = await apply_events(pool, events, after_commit=_after_commit(request))
@@ -161,7 +161,7 @@ async def post_import(request: web.Request) -> web.StreamResponse:
     )
     if request.content_length is not None and request.content_length > limits.max_bytes:
         return _error(413, f"body: larger than {limits.max_bytes} bytes")
-    pool = request.app[PG_POOL]
+    pool = request.app[PG_BULK]
     final = _after_commit(request)
     hook = request.app.get(FEED_NUDGE) or final
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})

@@ -113,6 +113,14 @@ class Metrics:
         self.journal_recovered = Counter(
             "onecard_journal_recovered", "Abandoned PENDING claims completed as -1 CORE_TIMEOUT", registry=r
         )
+        self.journal_abandoned = Counter(
+            "onecard_journal_abandoned",
+            "Claims this process gave up on when PostgreSQL failed, by how they ended: recovered (completed -1"
+            " CORE_TIMEOUT, reversal owed for money), answered (completed by someone else), settled (the"
+            " completion committed infcode 0 although the terminal was told -1: its retry gets 0)",
+            ["outcome"],
+            registry=r,
+        )
         self.blacklist_lookups = Counter(
             "onecard_blacklist_lookups", "Blacklist checks by where they were answered", ["path"], registry=r
         )

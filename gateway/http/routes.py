@@ -7,9 +7,12 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
 
+from adapters.pg_pool import UNAVAILABLE
 from gateway.domain.codes import ResultCode
-from gateway.keys import GATEWAY, LOCAL_BLACKLIST, METRICS, PG_POOL, REDIS_BLACKLIST, SETTINGS, STATUS
+from gateway.domain.errors import DependencyUnavailable
+from gateway.keys import GATEWAY, LIST_LOOKUP, LOCAL_BLACKLIST, METRICS, NODE, PG_POOL, SETTINGS, STATUS
 from gateway.pipeline.reply import Outcome, build_reply
 
 routes = web.RouteTableDef()
@@ -72,25 +75,35 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: PostgreSQL, Redis and keys usable and the blacklist loaded (SPEC §2)."""
+    """Ready: PostgreSQL, Redis and keys usable, the blacklist fresh and a node id held (SPEC §2). Each check
+    is bounded by its dependency's deadline; a failing one names itself and why."""
     checks: dict[str, str] = {}
     try:
-        await request.app[PG_POOL].fetchval("SELECT 1", timeout=1.0)
+        await request.app[PG_POOL].fetchval("SELECT 1")
         checks["postgres"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the name says which
-        checks["postgres"] = f"down: {type(exc).__name__}"
+        checks["postgres"] = f"down: {_why(exc)}"
     try:
-        loaded = await request.app[REDIS_BLACKLIST].version() is not None
+        loaded = await request.app[LIST_LOOKUP].is_loaded()
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001
-        checks["redis"] = f"down: {type(exc).__name__}"
+        checks["redis"] = f"down: {_why(exc)}"
         loaded = False
     local = request.app[LOCAL_BLACKLIST]
     # Fresh: Redis holds the lists and this process has proved its own copy current (SPEC §2 readiness).
     checks["blacklist"] = "ok" if loaded and local.current else ("loading" if local.version is None else "stale")
     checks["keys"] = request.app[STATUS].get("keys", "missing")
+    node = request.app[NODE]
+    checks["node"] = "lapsed: no node id held" if node.lapsed else "ok"
     ready = all(v == "ok" for v in checks.values())
-    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    body = {"ready": ready, "checks": checks, "node_id": node.node_id}
+    return web.json_response(body, status=200 if ready else 503)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer within the deadline"
+    return type(exc).__name__
 
 
 @routes.get("/metrics")
@@ -99,6 +112,29 @@ async def metrics(request: web.Request) -> web.Response:
     resp = web.Response(body=request.app[METRICS].render())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
+
+
+@web.middleware
+async def dependency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outside the terminal pipeline (which answers in its envelope): a dependency that failed or stalled is
+    503 OVERLOADED naming it, never a 500."""
+    try:
+        return await handler(request)
+    except DependencyUnavailable as exc:
+        return _overloaded(str(exc))
+    except UNAVAILABLE as exc:
+        why = "did not answer within the deadline" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return _overloaded(f"PostgreSQL or Redis unavailable ({why})")
+    except RedisError as exc:
+        return _overloaded(f"Redis unavailable ({type(exc).__name__})")
+
+
+def _overloaded(message: str) -> web.Response:
+    return web.json_response(
+        {"err_code": "OVERLOADED", "err_msg": f"{message}: retry (a feed event sent again is applied once)"},
+        status=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 @web.middleware

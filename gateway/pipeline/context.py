@@ -15,7 +15,8 @@ from gateway.domain.keys import CardKeyCache
 from gateway.domain.registry import Card, Institution
 from gateway.domain.security import Verified
 from gateway.http.metrics import Metrics
-from gateway.ports import BlacklistCache, Guard, InsuranceCore, Store
+from gateway.pipeline.reply import NodeId
+from gateway.ports import BlacklistCache, InsuranceCore, ListLookup, Store
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
@@ -35,6 +36,7 @@ class Txn:
     card: Card | None = None  # the card, once its checks passed
     card_row: Card | None = None  # the registry row read with the claim (None: unknown card)
     journal_id: int | None = None
+    replay: str | None = None  # what the claim found already used: 'TSEQ', 'ATC' (SPEC §5.1)
     effects: list[Effect] = field(default_factory=list)
     core_s: float = 0.0
     trace: list[str] = field(default_factory=list)
@@ -47,13 +49,14 @@ class Deps:
     settings: Settings
     tz: tzinfo
     store: Store
-    guard: Guard
+    lists: ListLookup
     blacklist: BlacklistCache
     core: InsuranceCore
     keys: CardKeyCache
     policies: PolicyBook
     catalogue: Catalogue
     metrics: Metrics
+    node: NodeId
 
     def now(self) -> datetime:
         """The gateway's clock in the deployment's zone."""

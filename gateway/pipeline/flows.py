@@ -50,15 +50,15 @@ async def sign_in(d: Deps, txn: Txn, inp: SignIn) -> Outcome:
     env = txn.env
     assert env is not None
     now = txn.received
-    sign_no = f"{d.settings.gateway_region}{now:%Y%m%d%H%M%S}{secrets.randbelow(10**10):010d}"
-    await d.store.create_session(
-        sign_no,
-        env.fixmedins_code,
-        env.safe.psam_no,
-        inp.opter_no,
-        now,
-        now + timedelta(seconds=d.settings.sign_ttl_s),
-    )
+    # region + time + 10 random digits: unguessable, and unique by the table's key (drawn again on a clash,
+    # on this host or any other sharing the database).
+    for _ in range(5):
+        sign_no = f"{d.settings.gateway_region}{now:%Y%m%d%H%M%S}{secrets.randbelow(10**10):010d}"
+        expires = now + timedelta(seconds=d.settings.sign_ttl_s)
+        if await d.store.create_session(sign_no, env.fixmedins_code, env.safe.psam_no, inp.opter_no, now, expires):
+            break
+    else:
+        raise RuntimeError("five random sign_no values in a row were taken")
     return Outcome(output={"signinoutb": {"sign_time": f"{now:%Y-%m-%d %H:%M:%S}", "sign_no": sign_no}})
 
 

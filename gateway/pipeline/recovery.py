@@ -6,19 +6,26 @@ completed as -1 CORE_TIMEOUT, built like every other reply, so a retry of the ms
 a money transaction the 2601 the terminal is promised is queued in the same PostgreSQL transaction, and an
 interrupted settle is recorded UNKNOWN until the reversal worker closes it. Every process runs this at start-up
 and then periodically; the store completes a claim only while it is still PENDING, so the first one wins.
+
+A claim this process itself gave up on (PostgreSQL failed or stalled mid-request, the terminal heard -1
+OVERLOADED) is `abandon`ed here and completed the same way as soon as the database answers again, without
+waiting for the grace period: this process knows nothing is working on it any more. When its completion
+turns out to have committed after all (the journal's confirmation was what got lost), the journal's answer
+stands, a retry gets it, and `onecard_journal_abandoned_total{outcome="settled"}` counts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import orjson
 
 from gateway.domain.codes import ResultCode
 from gateway.domain.effects import Effect, NewSettlement, QueueReversal, SetSettlementState
 from gateway.domain.envelope import CANCEL, SETTLE, Envelope, parse_envelope
-from gateway.domain.errors import GatewayError
+from gateway.domain.errors import DependencyUnavailable, GatewayError
 from gateway.domain.inputs import CancelInput, Input, ReverseInput, SettleInput, parse_input
 from gateway.domain.journal import StaleClaim
 from gateway.domain.registry import Settlement
@@ -29,6 +36,7 @@ log = logging.getLogger("onecard.recovery")
 
 _NO_MAC2 = "no MAC2: the session key died with the process"
 _MONEY = SETTLE | CANCEL | {"2601"}
+ABANDONED_RETRY_S = (0.5, 5.0)  # first and longest wait between attempts at this process's abandoned claims
 
 
 class JournalRecovery:
@@ -37,7 +45,44 @@ class JournalRecovery:
     def __init__(self, deps: Deps, *, batch: int = 100) -> None:
         self.d = deps
         self.batch = batch
-        self.refids = RefIds(deps.settings.gateway_region)
+        self.refids = RefIds(deps.settings.gateway_region, deps.node)
+        self._abandoned: dict[int, bool] = {}  # journal id -> the terminal was told the outcome is not final
+        self._wake = asyncio.Event()
+
+    def abandon(self, journal_id: int, *, told_unknown: bool) -> None:
+        """This process gave up on its claim `journal_id`: complete it once the database answers."""
+        self._abandoned[journal_id] = self._abandoned.get(journal_id, False) or told_unknown
+        self._wake.set()
+
+    @property
+    def abandoned(self) -> int:
+        """Claims of this process waiting to be completed."""
+        return len(self._abandoned)
+
+    async def resolve_abandoned(self) -> int:
+        """Complete this process's abandoned claims; returns how many are left (the database failed again).
+
+        Raises nothing for an unavailable database: the rest waits for the next attempt."""
+        m = self.d.metrics
+        for jid, told_unknown in list(self._abandoned.items()):
+            try:
+                claim = await self.d.store.pending_claim(jid)
+                if claim is None:  # completed after all (the late completion committed), or by another process
+                    ex = await self.d.store.reply_of(jid)
+                    outcome = "settled" if told_unknown and ex.err_code is None else "answered"
+                    if outcome == "settled":
+                        log.warning(
+                            "journal id %d: told -1, but the completion committed infcode 0 (retries get 0)", jid
+                        )
+                    m.journal_abandoned.labels(outcome).inc()
+                elif await self._complete(claim):
+                    m.journal_abandoned.labels("recovered").inc()
+                else:
+                    m.journal_abandoned.labels("answered").inc()
+            except DependencyUnavailable:
+                return len(self._abandoned)
+            del self._abandoned[jid]
+        return 0
 
     async def run_once(self) -> int:
         """Complete every claim abandoned now; returns how many this process completed."""
@@ -50,11 +95,30 @@ class JournalRecovery:
                 return done
 
     async def run_forever(self) -> None:
-        """A pass every `journal_recovery_interval_s` (after the start-up pass); errors are logged, never fatal."""
+        """A pass every `journal_recovery_interval_s` (after the start-up pass), and this process's abandoned
+        claims as soon as they come (retried with backoff while the database is away); errors are logged, never
+        fatal."""
+        interval = self.d.settings.journal_recovery_interval_s
+        next_pass = time.monotonic() + interval
+        retry = ABANDONED_RETRY_S[0]
         while True:
-            await asyncio.sleep(self.d.settings.journal_recovery_interval_s)
+            wait = next_pass - time.monotonic()
+            if self._abandoned:
+                wait = min(wait, retry)
+            self._wake.clear()
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                    await asyncio.sleep(retry)  # a new abandonment: give the database a moment first
+                except TimeoutError:
+                    pass
             try:
-                await self.run_once()
+                if self._abandoned:
+                    left = await self.resolve_abandoned()
+                    retry = min(retry * 2, ABANDONED_RETRY_S[1]) if left else ABANDONED_RETRY_S[0]
+                if time.monotonic() >= next_pass:
+                    next_pass = time.monotonic() + interval
+                    await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -36,22 +35,38 @@ class Reply:
     code: ResultCode
 
 
+class NodeId(Protocol):
+    """This process's node id (adapters.pg_nodes.NodeLease): unique among live processes on one database."""
+
+    @property
+    def node_id(self) -> int | None: ...
+
+    @property
+    def lapsed(self) -> bool:
+        """True while the process may not mint with its id (never leased, or not renewed in time)."""
+        ...
+
+
 # One sequence per process, shared by every RefIds in it (the pipeline's and journal recovery's): two
-# counters under one pid prefix could hand out the same id in the same second.
+# counters under one node id could hand out the same id in the same second.
 _SEQ = itertools.count()
+UNLEASED = 9999  # the node id of ids minted while none is held; leases go up to 9998
 
 
 class RefIds:
-    """`inf_refmsgid`: gateway region(6) + yyyyMMddHHmmss + serial(10): pid (5 digits) and a process-wide
-    sequence (5 digits), unique per host and second up to 100,000 ids per second per process."""
+    """`inf_refmsgid`: gateway region(6) + yyyyMMddHHmmss + serial(10), the serial being this process's node id
+    (4 digits) and a process-wide sequence (6 digits): unique across every host and process sharing the
+    database, up to a million ids per second per process."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, node: NodeId) -> None:
         self.region = region
-        self._pid = os.getpid() % 100_000
+        self.node = node
 
     def next(self, now: datetime) -> str:
-        serial = self._pid * 100_000 + next(_SEQ) % 100_000
-        return f"{self.region}{now:%Y%m%d%H%M%S}{serial:010d}"
+        node = self.node.node_id
+        if node is None:  # no id held: only the refusals the gateway then sends (never journaled) carry 9999
+            node = UNLEASED
+        return f"{self.region}{now:%Y%m%d%H%M%S}{node:04d}{next(_SEQ) % 1_000_000:06d}"
 
 
 def stamp(dt: datetime) -> str:

@@ -2,7 +2,10 @@
 blacklist → card and person → (per infno) PIN, rules, core → journal → response (SPEC §5 order).
 
 Declines are values (`Declined` raised by parsers and flows becomes an `Outcome`); the journal step and the
-response always run for an authenticated request.
+response always run for an authenticated request. Replay state lives in PostgreSQL and is taken by the journal
+claim itself (SPEC §5.1, decided there but reported after the freshness check, in SPEC order). When PostgreSQL
+or Redis fails or stalls past its deadline the terminal hears -1 OVERLOADED at once; a claim this process then
+abandons is handed to journal recovery, which completes it as soon as the database answers again.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import orjson
 
 from gateway.domain.codes import ResultCode
 from gateway.domain.effects import Effect, QueueReversal
-from gateway.domain.envelope import CANCEL, SETTLE, Envelope, parse_envelope
+from gateway.domain.envelope import CANCEL, SETTLE, Envelope, malformed, nul_path, parse_envelope
 from gateway.domain.errors import Declined, DependencyUnavailable, GatewayError
 from gateway.domain.inputs import PersonQuery, SettleInput, mac_amount, parse_input
 from gateway.domain.journal import Claimed, Existing
@@ -23,9 +26,12 @@ from gateway.domain.registry import mask
 from gateway.domain.security import DeclinedAfterMac, verify
 from gateway.pipeline import flows
 from gateway.pipeline.context import Deps, Txn
+from gateway.pipeline.recovery import JournalRecovery
 from gateway.pipeline.reply import Outcome, RefIds, Reply, build_reply
 
 log = logging.getLogger("onecard.txn")
+
+_MONEY = SETTLE | CANCEL | {"2601"}
 
 
 class StoredReply(Exception):
@@ -41,7 +47,8 @@ class Gateway:
 
     def __init__(self, deps: Deps) -> None:
         self.d = deps
-        self.refids = RefIds(deps.settings.gateway_region)
+        self.refids = RefIds(deps.settings.gateway_region, deps.node)
+        self.recovery = JournalRecovery(deps)
 
     async def handle(self, body: bytes) -> tuple[Reply, float]:
         """Process a request body; returns the reply and the seconds spent waiting for the core."""
@@ -49,13 +56,11 @@ class Gateway:
         txn = Txn(received=self.d.now())
         infno = "????"
         try:
+            if self.d.node.lapsed:
+                raise DependencyUnavailable("this gateway process holds no node id (its lease lapsed)")
             reply = await self._run(txn, body)
         except DependencyUnavailable as exc:
-            # PostgreSQL or Redis failed where the answer could not be journaled: -1, not settled. A claimed row
-            # stays PENDING; crash recovery answers its retries and owes the core a reversal for money.
-            log.warning("not settled, dependency unavailable: %s trace=%s", exc, txn.trace)
-            out = Outcome(ResultCode.OVERLOADED, f"{exc}; not settled, retry with the same msgid")
-            reply = build_reply(out, txn.verified, self.refids.next(self.d.now()), txn.received, self.d.now())
+            reply = self._unavailable(txn, exc)
         except Exception:  # a bug: answer INTERNAL with a trace id, never card data
             trace_id = self.refids.next(self.d.now())
             log.exception("INTERNAL trace_id=%s trace=%s", trace_id, txn.trace)
@@ -81,6 +86,24 @@ class Gateway:
                 ",".join(txn.trace),
             )
         return reply, txn.core_s
+
+    def _unavailable(self, txn: Txn, exc: DependencyUnavailable) -> Reply:
+        """-1 OVERLOADED, not journaled, for a request PostgreSQL or Redis failed: nothing was settled, or (when
+        the core already acted and only the journal's confirmation is missing) the answer is not final. A claim
+        taken is abandoned to recovery, which completes it (-1 CORE_TIMEOUT with a reversal owed for money)
+        once the database answers, unless the completion did commit after all: a retry with the same msgid gets
+        the journal's answer either way."""
+        log.warning("dependency unavailable: %s trace=%s", exc, txn.trace)
+        env = txn.env
+        why = "not settled"
+        if txn.journal_id is not None:
+            moved = bool(txn.effects) and env is not None and env.infno in _MONEY
+            self.recovery.abandon(txn.journal_id, told_unknown=moved)
+            if moved:
+                why = "the journal did not confirm in time, so this answer is not final"
+        out = Outcome(ResultCode.OVERLOADED, f"{exc}; {why}: retry with the same msgid")
+        now = self.d.now()
+        return build_reply(out, txn.verified, self.refids.next(now), txn.received, now)
 
     async def _close_after_bug(self, txn: Txn, reply: Reply) -> None:
         """Journal the INTERNAL answer of a claimed request; a money transaction may have reached the core, so
@@ -137,6 +160,9 @@ class Gateway:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise Declined(ResultCode.MALFORMED, "body: not valid UTF-8 JSON") from None
+        # A NUL can only come from the escape \u0000 (orjson refuses raw control characters and lone surrogates).
+        if b"\\u0000" in body and (where := nul_path(obj)) is not None:
+            raise malformed(where, "contains a NUL character (\\u0000), which the journal cannot store")
         env = txn.env = parse_envelope(obj)
         txn.inp = parse_input(env)
         txn.trace.append("decode")
@@ -177,7 +203,9 @@ class Gateway:
             raise Declined(ResultCode.NOT_SIGNED_IN, "sign_no has expired: sign in again")
 
     async def _idempotency(self, txn: Txn, env: Envelope, obj: object) -> Outcome | None:
-        """Claim (fixmedins_code, msgid) or answer from the journal (SPEC §5.2)."""
+        """Claim (fixmedins_code, msgid) or answer from the journal (SPEC §5.2); a fresh request's claim also
+        takes its (psam_no, tseq) and card atc (SPEC §5.1), so a retry is answered before replay is judged and
+        a stale request takes nothing."""
         canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(canonical).digest()
         store = self.d.store
@@ -191,9 +219,13 @@ class Gateway:
             digest,
             canonical.decode(),
             txn.received.date() if env.card_bearing else None,
+            tseq=env.safe.tseq,
+            atc=env.safe.atc if env.card_bearing else None,
+            fresh=self._skew_s(txn, env) <= self.d.settings.freshness_s,
         )
         if isinstance(claim, Claimed):
             txn.journal_id = claim.journal_id
+            txn.replay = claim.replay
             txn.card_row = card
             txn.trace.append("claim")
             return None
@@ -211,48 +243,47 @@ class Gateway:
     async def _execute(self, txn: Txn) -> Outcome:
         env = txn.env
         assert env is not None
-        self._check_fresh(txn, env)
-        if env.card_bearing:
-            await self._card_checks(txn, env)
-        else:
-            await self._replay(txn, env, None)
-        return await flows.dispatch(self.d, txn)
-
-    def _check_fresh(self, txn: Txn, env: Envelope) -> None:
-        sent = env.inf_time.replace(tzinfo=self.d.tz)
-        skew = abs((txn.received - sent).total_seconds())
+        skew = self._skew_s(txn, env)
         if skew > self.d.settings.freshness_s:
             raise Declined(
                 ResultCode.STALE_REQUEST,
                 f"inf_time is {int(skew)} s from the gateway's clock (window {self.d.settings.freshness_s} s)",
             )
-
-    async def _replay(self, txn: Txn, env: Envelope, psn_no: str | None) -> tuple[str, str]:
-        """Replay state, plus the blacklist entries this process cannot clear by itself, in one round trip."""
-        card_sn = env.safe.card_sn
-        lookup_card = card_sn is not None and not self.d.blacklist.card_clear(card_sn)
-        lookup_person = psn_no is not None and not self.d.blacklist.person_clear(psn_no)
-        if card_sn is not None:
-            self.d.metrics.blacklist_lookups.labels("redis" if lookup_card or lookup_person else "local").inc()
-        g = await self.d.guard.check(
-            env.msgid,
-            env.safe.psam_no,
-            env.safe.tseq,
-            card_sn,
-            env.safe.atc,
-            psn_no,
-            lookup_card=lookup_card,
-            lookup_person=lookup_person,
-        )
-        txn.trace.append("guard")
-        if g.replay == "UNLOADED":
-            self.d.metrics.blacklist_loaded.set(0)
-            raise Declined(ResultCode.OVERLOADED, "the blacklist is being reloaded; retry in a few seconds")
-        if g.replay == "TSEQ":
+        if txn.replay == "TSEQ":
             raise Declined(ResultCode.REPLAY, f"tseq {env.safe.tseq} of PSAM {env.safe.psam_no} was already used")
-        if g.replay == "ATC":
+        if txn.replay == "ATC":
             raise Declined(ResultCode.REPLAY, f"atc {env.safe.atc} is not above the card's last accepted atc")
-        return g.card_reason, g.person_reason
+        txn.trace.append("replay")
+        if env.card_bearing:
+            await self._card_checks(txn, env)
+        return await flows.dispatch(self.d, txn)
+
+    def _skew_s(self, txn: Txn, env: Envelope) -> float:
+        return abs((txn.received - env.inf_time.replace(tzinfo=self.d.tz)).total_seconds())
+
+    async def _lists(self, card_sn: str, psn_no: str | None) -> tuple[str, str]:
+        """Blacklist reasons ('' = clear): from this process's cache when it can prove a key clear, else one
+        Redis lookup, else (Redis empty, failing or stalled) the lists of record in PostgreSQL."""
+        bl = self.d.blacklist
+        card_q = None if bl.card_clear(card_sn) else card_sn
+        person_q = None if psn_no is None or bl.person_clear(psn_no) else psn_no
+        m = self.d.metrics
+        if card_q is None and person_q is None:
+            m.blacklist_lookups.labels("local").inc()
+            return "", ""
+        try:
+            got = await self.d.lists.reasons(card_q, person_q)
+        except DependencyUnavailable as exc:
+            log.info("blacklist lookup from PostgreSQL: %s", exc)
+            got = None
+        else:
+            if got is None:
+                m.blacklist_loaded.set(0)
+        if got is None:
+            m.blacklist_lookups.labels("postgres").inc()
+            return await self.d.store.list_reasons(card_q, person_q)
+        m.blacklist_lookups.labels("redis").inc()
+        return got
 
     async def _card_checks(self, txn: Txn, env: Envelope) -> None:
         """Replay, blacklist (card, then person), card registry and validity: SPEC §5 order."""
@@ -260,7 +291,8 @@ class Gateway:
         card = txn.card_row  # read with the claim
         # The lists (PostgreSQL of record, Redis and this process's cache) are the one truth on refusals;
         # the registry row says who the card belongs to, its PIN mode and validity.
-        card_reason, person_reason = await self._replay(txn, env, card.psn_no if card else None)
+        card_reason, person_reason = await self._lists(env.safe.card_sn, card.psn_no if card else None)
+        txn.trace.append("lists")
         if card_reason:
             raise Declined(
                 ResultCode.CARD_BLACKLISTED,

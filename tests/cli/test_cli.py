@@ -98,6 +98,7 @@ class TestServe:
                     "redis": "ok",
                     "blacklist": "ok",
                     "keys": "ok",
+                    "node": "ok",
                 }
                 _, metrics = await wait_http(gw.url + "/metrics")
                 assert b"onecard_request_seconds" in metrics

@@ -163,10 +163,14 @@ class TestRefusals:
         assert "Traceback" not in r.stderr
 
     def test_gives_up_when_workers_cannot_start(self):
-        """PostgreSQL unreachable at start: a few tries with backoff, then exit 1 with a message, no tracebacks."""
-        env = {"ONECARD_PG_DSN": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"}
+        """PostgreSQL unreachable at start: a few tries with backoff, then exit 3 (a dependency) with one line
+        naming it, no tracebacks."""
+        port = free_port()
+        env = {"ONECARD_PG_DSN": f"postgresql://postgres@127.0.0.1:{port}/nowhere"}
         r = run("serve", "--dev", "--workers", "2", "--port", str(free_port()), env=env, timeout=30)
-        assert r.returncode == 1, r.stderr
-        assert "gave up: worker" in r.stderr
-        assert "failed to start 3 times" in r.stderr
+        assert r.returncode == 3, r.stderr
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith("onecard: PostgreSQL at 127.0.0.1:"), last
+        assert f":{port}/nowhere refused the connection" in last
+        assert "3 tries" in last
         assert "Traceback" not in r.stderr

@@ -1,4 +1,4 @@
-"""RedisBlacklist and RedisGuard against the real Redis and PostgreSQL: rebuild, catch-up, stream, wipe, replay."""
+"""RedisBlacklist and RedisLookup against the real Redis and PostgreSQL: rebuild, catch-up, stream, wipe."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -15,8 +16,9 @@ from redis.asyncio import Redis
 
 from adapters.pg_migrate import migrate
 from blacklist_cache.fingerprint import card_field
-from blacklist_cache.redis_guard import RedisGuard
 from blacklist_cache.redis_layout import BlacklistUnloaded, RedisBlacklist, decode_ops, encode_ops
+from blacklist_cache.redis_lookup import RedisLookup, connect_redis
+from gateway.domain.errors import DependencyUnavailable
 
 PG_ADMIN = os.environ.get("ONECARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ONECARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -256,45 +258,48 @@ async def test_wiped_redis_refuses_until_rebuilt(pool: asyncpg.Pool, redis: Redi
     listed, holder = card(rng), person(rng)
     await write(pool, [("C", "A", listed, "02"), ("P", "A", holder, "12")])
     bl = RedisBlacklist(redis, prefix)
-    guard = RedisGuard(redis, prefix, 600)
+    lookup = RedisLookup(redis, prefix)
     await bl.rebuild(pool)
-    assert await guard.is_loaded()
+    assert await lookup.is_loaded()
     await wipe(redis, prefix)
     assert await bl.version() is None
-    assert not await guard.is_loaded()
+    assert not await lookup.is_loaded()
     assert await bl.catch_up(pool) == -1
     with pytest.raises(BlacklistUnloaded):
         await bl.lookup(listed, None)
-    g = await guard.check("M1", "330200000001", 7, listed, 5, holder)
-    assert g.replay == "UNLOADED"
-    assert await redis.get(f"{prefix}tseq:330200000001:7") is None
-    assert await redis.get(f"{prefix}atc:{listed}") is None
-    g = await guard.check("M2", "330200000001", 8, None, 0, None)  # card-less: no lookup, no meta needed
-    assert g.replay is None
-    g = await guard.check("M3", "330200000001", 9, listed, 5, holder, lookup_card=False, lookup_person=False)
-    assert (g.replay, g.card_reason, g.person_reason) == (None, "", "")
+    assert await lookup.reasons(listed, holder) is None  # unloaded: nobody may conclude "clear"
     await bl.rebuild(pool)
-    g = await guard.check("M4", "330200000001", 7, listed, 6, holder)  # tseq 7 was not consumed
-    assert (g.replay, g.card_reason, g.person_reason) == (None, "02", "12")
-    g = await guard.check("M5", "330200000001", 10, listed, 7, holder, lookup_card=False)
-    assert (g.replay, g.card_reason, g.person_reason) == (None, "", "12")
+    assert await lookup.reasons(listed, holder) == ("02", "12")
+    assert await lookup.reasons(None, holder) == ("", "12")
+    assert await lookup.reasons(card(rng), None) == ("", "")
+    assert await lookup.reasons("not a card_sn", None) == ("", "")  # cannot be listed
 
 
-async def test_guard_replay_unchanged(pool: asyncpg.Pool, redis: Redis, prefix: str) -> None:
-    rng = random.Random(7)
-    sn = card(rng)
-    guard = RedisGuard(redis, prefix, 600)
-    await RedisBlacklist(redis, prefix).rebuild(pool)
-    ok = await guard.check("A1", "330200000002", 1, sn, 10, None)
-    assert (ok.replay, ok.card_reason) == (None, "")
-    assert (await guard.check("A1", "330200000002", 1, sn, 10, None)).replay is None  # the same msgid again
-    again = await guard.check("A2", "330200000002", 1, sn, 11, None)
-    assert (again.replay, again.detail) == ("TSEQ", "A1")
-    low = await guard.check("A3", "330200000002", 2, sn, 10, None)
-    assert (low.replay, low.detail) == ("ATC", "10")
-    assert await redis.get(f"{prefix}tseq:330200000002:2") is None
-    assert (await guard.check("A4", "330200000002", 3, sn, 11, None)).replay is None
-    assert (await guard.check("A5", "330200000002", 4, None, 0, None)).replay is None  # card-less
+async def test_a_stalled_redis_is_refused_within_the_deadline(pool: asyncpg.Pool, redis: Redis, prefix: str) -> None:
+    """A Redis that accepts the connection but never answers (a SIGSTOPped server is the same): the lookup fails
+    as DependencyUnavailable after its deadline, not after redis-py's retries with backoff."""
+
+    done = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = connect_redis(f"redis://127.0.0.1:{port}/0", 0.3)
+    try:
+        lookup = RedisLookup(client, prefix, 0.3)
+        t0 = time.monotonic()
+        with pytest.raises(DependencyUnavailable, match=r"within 0\.3 s"):
+            await lookup.reasons(card(random.Random(9)), None)
+        assert time.monotonic() - t0 < 1.5  # the deadline, not redis-py's retries (3, with up to 10 s backoff)
+    finally:
+        done.set()
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_pruned_log_unloads(pool: asyncpg.Pool, redis: Redis, prefix: str) -> None:

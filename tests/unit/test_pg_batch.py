@@ -1,5 +1,6 @@
 """Group commit (adapters/pg_batch.py) with a fake statement: batches form under concurrency, results go back
-in order, a data error fails only its own item, a connection error fails the whole batch."""
+in order, a data error fails only its own item, a connection error fails the whole batch, and deadlines: an
+item leaves the queue unsent when its time is up, and a flush is given the time its items have left."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.pg_batch import Batcher
+from adapters.pg_batch import MIN_BUDGET_S, Batcher
+from adapters.pg_pool import PgTimeout
 
 
 class Statement:
@@ -16,11 +18,13 @@ class Statement:
 
     def __init__(self, connection_error: bool = False) -> None:
         self.sizes: list[int] = []
+        self.budgets: list[float] = []
         self.gate = asyncio.Event()
         self.connection_error = connection_error
 
-    async def run(self, items: Sequence[int]) -> list[int]:
+    async def run(self, items: Sequence[int], budget: float) -> list[int]:
         self.sizes.append(len(items))
+        self.budgets.append(budget)
         await self.gate.wait()
         if self.connection_error:
             raise ConnectionResetError("server closed the connection")
@@ -70,8 +74,33 @@ async def test_a_connection_error_fails_the_batch_without_retrying_each() -> Non
     assert sum(st.sizes) == 5  # each item ran once: no one-by-one retry of a dead connection
 
 
+async def test_an_item_still_queued_at_its_deadline_is_not_sent() -> None:
+    """While the only slot is stuck in a stalled statement, the items queued behind it fail PgTimeout at their
+    deadline, unsent; the stalled statement's own items wait for it."""
+    st = Statement()
+    b = Batcher(st.run, slots=1, max_batch=100, timeout_s=0.2)
+    first = asyncio.create_task(b.submit(1))
+    await asyncio.sleep(0)
+    queued = asyncio.create_task(b.submit(2))
+    await asyncio.sleep(0.3)  # both deadlines passed; the flush of item 1 is still waiting on the gate
+    assert not first.done()
+    st.gate.set()
+    assert await first == 10
+    with pytest.raises(PgTimeout, match="not sent"):
+        await queued
+    assert st.sizes == [1]  # item 2 never reached the statement
+
+
+async def test_a_flush_gets_the_time_its_items_have_left() -> None:
+    st = Statement()
+    st.gate.set()
+    b = Batcher(st.run, slots=1, max_batch=100, timeout_s=1.0)
+    assert await b.submit(3) == 30
+    assert MIN_BUDGET_S <= st.budgets[0] <= 1.0
+
+
 def test_bad_sizes_are_refused() -> None:
-    async def run(items: Sequence[int]) -> list[int]:
+    async def run(items: Sequence[int], budget: float) -> list[int]:
         return list(items)
 
     with pytest.raises(ValueError, match="at least 1"):
