@@ -104,6 +104,19 @@ async def _prune_forever(pool: Pg, keep_days: int, every_s: float = 3600.0) -> N
         await asyncio.sleep(every_s)
 
 
+async def _redis_answers(s: Settings) -> None:
+    """At start-up, before anything is written anywhere, a Redis that does not answer is a deployment error
+    (exit 3); later, while serving, the lookups it would answer fall back to PostgreSQL."""
+    redis = connect_redis(s.redis_url, s.redis_timeout_s)
+    try:
+        async with asyncio.timeout(s.redis_timeout_s):
+            await redis.ping()
+    except (RedisError, OSError) as exc:
+        raise DependencyDown(redis_down(s.redis_url, exc)) from None
+    finally:
+        await redis.aclose()
+
+
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     keys = load_keys(s)
@@ -113,6 +126,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     if s.world_file:
         world = json.loads(await asyncio.to_thread(Path(s.world_file).read_text, encoding="utf-8"))
     policies, catalogue = load_reference(s, world)
+    await _redis_answers(s)
     await ensure_database(s.pg_dsn, s.pg_connect_timeout_s)
     pg = await open_pg(
         s.pg_dsn,
@@ -134,12 +148,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             counts = await load_world(pg.bulk, world)
             log.info("world loaded: %s", counts)
         redis = connect_redis(s.redis_url, s.redis_timeout_s)
-        try:  # at start-up a Redis that does not answer is a deployment error (later, lookups fall back)
-            async with asyncio.timeout(s.redis_timeout_s):
-                await redis.ping()
-        except (RedisError, OSError) as exc:
-            await redis.aclose()
-            raise DependencyDown(redis_down(s.redis_url, exc)) from None
         core = GuardedCore(
             FsiCore(s.core_url, pool_size=s.core_pool_size),
             failure_threshold=s.core_breaker_failures,

@@ -206,13 +206,17 @@ def _journal_verify(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
-    from gateway.reconcile import run
+    from gateway.reconcile import fetch_core_ledger, run
     from gateway.settings import load_settings
 
     if args.to < args.from_:
         raise ConfigError("--to is before --from")
     settings = load_settings(args.config, os.environ)
-    with needs_postgres(settings.pg_dsn), needs_core(args.core_url or ""):
+    core = None
+    if args.core_url:  # the core first: its ledger is what the journal is compared with
+        with needs_core(args.core_url):
+            core = asyncio.run(fetch_core_ledger(args.core_url))
+    with needs_postgres(settings.pg_dsn):
         return asyncio.run(
             run(
                 settings,
@@ -220,7 +224,7 @@ def _reconcile(args: argparse.Namespace) -> int:
                 args.from_,
                 args.to,
                 tz=ZoneInfo(settings.timezone),
-                core_url=args.core_url,
+                core=core,
                 as_json=args.json,
             )
         )

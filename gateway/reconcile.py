@@ -131,9 +131,8 @@ def _side(v: dict[str, Any] | None) -> str:
 
 
 async def run(settings: Settings, fixmedins_code: str, begin: date, end: date, *, tz: tzinfo,
-              core_url: str | None, as_json: bool) -> int:  # fmt: skip
-    """The command: print the report; 0 balanced, 1 breaks."""
-    core = await fetch_core_ledger(core_url) if core_url else None
+              core: list[CoreRecord] | None, as_json: bool) -> int:  # fmt: skip
+    """The command: print the report (against the core's ledger when given); 0 balanced, 1 breaks."""
     pg = await open_pg_for(settings)
     try:
         report = await reconcile(pg.bulk, fixmedins_code, begin, end, tz=tz, core=core)

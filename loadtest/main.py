@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -227,16 +228,32 @@ def loadtest_main(argv: list[str] | None = None) -> int:
 
 
 def guarded(prog: str, run: Callable[[], int]) -> int:
-    """Run a load command; what goes wrong outside the gateway's answers is one clear line and an exit code:
-    2 for bad input (a world file, settings), 1 when a server is unreachable or a process did not start."""
+    """Run a load command; what goes wrong outside the gateway's answers is one clear line and an exit code
+    (as every `onecard` command, gateway/exits.py): 2 for bad input (a world file, settings, a missing extra),
+    3 when a server is unreachable, 1 when a process it started did not come up."""
+    missing = plotting_missing()
+    if missing is not None:
+        print(f"{prog}: {missing}", file=sys.stderr)
+        return 2
     try:
         return run()
     except (ConfigError, ValueError, OSError) as exc:
-        if isinstance(exc, (ConnectionError, aiohttp.ClientError)):
+        if isinstance(exc, (ConnectionError, aiohttp.ClientError, TimeoutError)):
             print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
+            return 3
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    except (aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
+    except aiohttp.ClientError as exc:
+        print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
+    except RuntimeError as exc:
         print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def plotting_missing() -> str | None:
+    """Why the report's plot cannot be drawn (matplotlib, the `loadtest` extra, not installed), or None; said
+    before a run starts, not after a minute of load."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed (the `loadtest` extra): pip install -e '.[loadtest]'"
+    return None

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -104,10 +105,10 @@ def test_bad_options_exit_2(tmp_path: Path, args: list[str], message: str):
     assert not out.exists()
 
 
-def test_an_unreachable_target_is_one_line_and_exit_1(tmp_path: Path):
+def test_an_unreachable_target_is_one_line_and_exit_3(tmp_path: Path):
     world = write_world(generate(persons=30, seed=3), tmp_path / "world")
     done, out = loadtest(tmp_path, "--target", f"http://127.0.0.1:{free_port()}", "--world", str(world))
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr
     assert "Cannot connect" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
@@ -212,3 +213,19 @@ def test_bench_gateway_prints_both_phases_and_the_ratio(tmp_path: Path):
     assert gateway["outcomes"].get("OK", 0) > 0
     assert gateway["check"]["ok"] is True
     assert (tmp_path / "out" / "passthrough.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("command", [["bench", "gateway"], ["loadtest"]])
+def test_a_missing_loadtest_extra_is_said_before_anything_runs(command: list[str]):
+    """Without matplotlib (the `loadtest` extra) the commands say so in one line, exit 2, and start nothing."""
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from gateway.cli import main;"
+        f" sys.exit(main({[*command, '--duration', '30']!r}))"
+    )
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "matplotlib is not installed (the `loadtest` extra)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "started" not in done.stdout
+    assert time.monotonic() - t0 < 20  # said at once, not after a 30 s run

@@ -44,6 +44,23 @@ class TestSettings:
         assert "freshness_s" in msg
         assert "ONECARD_DEV" in msg
 
+    def test_deadlines_and_node_id(self):
+        """Deadlines default to 2 s (PostgreSQL) and 1 s (Redis); the node id is leased unless configured, and a
+        bad one is refused with the others."""
+        s = load_settings(None, {})
+        assert (s.pg_timeout_s, s.redis_timeout_s, s.node_id, s.node_lease_s) == (2.0, 1.0, None, 30.0)
+        s = load_settings(
+            None, {"ONECARD_PG_TIMEOUT_S": "0.5", "ONECARD_REDIS_TIMEOUT_S": "0.2", "ONECARD_NODE_ID": "7"}
+        )
+        assert (s.pg_timeout_s, s.redis_timeout_s, s.node_id) == (0.5, 0.2, 7)
+        env = {"ONECARD_PG_TIMEOUT_S": "0", "ONECARD_REDIS_TIMEOUT_S": "-1", "ONECARD_NODE_ID": "9999"}
+        with pytest.raises(ConfigError) as exc:
+            load_settings(None, env)
+        for needle in ("pg_timeout_s: must be positive", "redis_timeout_s: must be positive", "node_id: must be in"):
+            assert needle in str(exc.value)
+        with pytest.raises(ConfigError, match="node_lease_s: must be at least 3 x pg_timeout_s"):
+            load_settings(None, {"ONECARD_NODE_LEASE_S": "3"})
+
     def test_secrets_hidden_from_repr(self):
         """The admin token and inline keys never print."""
         s = Settings(admin_token="s3cret", keys_json="[]")
