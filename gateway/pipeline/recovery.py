@@ -121,6 +121,8 @@ class JournalRecovery:
                     await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except DependencyUnavailable as exc:  # the database is away: expected, said without a traceback
+                log.warning("journal recovery: %s; retrying", exc)
             except Exception:
                 log.exception("journal recovery pass failed")
 

@@ -13,7 +13,7 @@ import logging
 
 from gateway.domain.core import Reversal
 from gateway.domain.effects import Effect, SetSettlementState
-from gateway.domain.errors import BackendError, CoreRejected
+from gateway.domain.errors import BackendError, CoreRejected, DependencyUnavailable
 from gateway.domain.journal import ReversalJob
 from gateway.pipeline.context import Deps, Txn
 
@@ -59,6 +59,9 @@ class ReversalWorker:
                     await asyncio.sleep(interval_s)
             except asyncio.CancelledError:
                 raise
+            except DependencyUnavailable as exc:  # the database is away: expected, said without a traceback
+                log.warning("reversal worker: %s; retrying", exc)
+                await asyncio.sleep(interval_s)
             except Exception:
                 log.exception("reversal worker pass failed")
                 await asyncio.sleep(interval_s)

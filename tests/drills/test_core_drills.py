@@ -13,7 +13,7 @@ import pytest
 
 from loadtest.terminal import Built, SimCard, Terminal
 from tests.conftest import Fleet
-from tests.e2e.helpers import core_ledger, core_person, fen, pg_rows, plain_items, put_faults
+from tests.e2e.helpers import core_ledger, core_person, fen, pg_rows, plain_items
 
 TERMINALS = ("hospital", "hospital", "pharmacy", "pharmacy")  # institutions of their own, registered per drill
 
@@ -112,15 +112,6 @@ async def reconcile(drill: Drill, settings: Any, core_url: str) -> dict[str, int
         now = fen((await core_person(core_url, psn_no))["balance"])
         assert now == before - posted, f"account of {psn_no[:6]}… differs between the core and the journal"
     return counts
-
-
-@pytest.fixture
-async def faults(core_url: str) -> Any:
-    """Set faults on the session's core simulator; always cleared afterwards."""
-    try:
-        yield lambda cfg: put_faults(core_url, cfg)
-    finally:
-        await put_faults(core_url, {})
 
 
 class TestCoreDrills:

@@ -1,83 +1,17 @@
 """Drills on the gateway's own infrastructure under concurrent load: Redis restarts (losing everything, as it
-keeps nothing on disk). Each is followed by the same three-way reconciliation as the core drills."""
+keeps nothing on disk). Each is followed by the same three-way reconciliation as the core drills. (Redis
+emptied, Redis and PostgreSQL frozen: test_stall_drills.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import shutil
-import subprocess
-from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import create_app
 from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
 from tests.conftest import Fleet
 from tests.drills.test_core_drills import TERMINALS, Drill, reconcile
 from tests.e2e.helpers import core_person, fen, plain_items
-from tests.ports import free_port
-
-
-class RedisServer:
-    """A redis-server of our own, on a free port, that a drill may kill and start again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        exe = shutil.which("redis-server")
-        assert exe is not None, "redis-server is not installed"
-        self.proc = await asyncio.create_subprocess_exec(
-            exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for _ in range(100):
-            try:
-                _r, w = await asyncio.open_connection("127.0.0.1", self.port)
-                w.close()
-                await w.wait_closed()
-                return
-            except OSError:
-                await asyncio.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    async def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            await self.proc.wait()
-            self.proc = None
-
-
-@pytest.fixture
-async def own_redis() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.kill()
-
-
-@pytest.fixture
-async def gateway_on(own_redis: RedisServer, settings: Any) -> AsyncIterator[TestClient[Any, Any]]:
-    """A second gateway on the session's PostgreSQL and core, but on a Redis the drill may restart."""
-    app = create_app(dataclasses.replace(settings, redis_url=own_redis.url, world_file=None))
-    async with TestClient(TestServer(app)) as client:
-        for _ in range(100):
-            r = await client.get("/readyz")
-            if r.status == 200:
-                break
-            await asyncio.sleep(0.05)
-        yield client
 
 
 class TestRedisRestart:

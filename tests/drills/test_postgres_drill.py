@@ -6,57 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
-import subprocess
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
 from tests.conftest import Fleet
+from tests.drills.conftest import run
 from tests.drills.test_core_drills import Drill, reconcile
 from tests.e2e.helpers import core_person, fen, plain_items
-from tests.ports import free_port
 
 GRACE_S = 18.0
-
-
-def pg_version() -> str:
-    versions = sorted(p.name for p in Path("/etc/postgresql").iterdir()) if Path("/etc/postgresql").is_dir() else []
-    if not versions or shutil.which("pg_createcluster") is None:
-        pytest.skip("needs Debian's postgresql-common (pg_createcluster) to make a cluster of its own")
-    return versions[-1]
-
-
-def run(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture
-async def own_pg() -> AsyncIterator[tuple[str, str, int]]:
-    """A PostgreSQL cluster for this drill only (trust auth, loopback), dropped afterwards."""
-    version, name, port = pg_version(), f"drill{uuid.uuid4().hex[:8]}", free_port()
-    await asyncio.to_thread(
-        run, "pg_createcluster", version, name, "-p", str(port), "--start", "--", "--auth-host=trust",
-        "--auth-local=trust",
-    )  # fmt: skip
-    try:
-        yield version, name, port
-    finally:
-        await asyncio.to_thread(run, "pg_dropcluster", version, name, "--stop")
 
 
 class TestPostgresRestart:
     async def test_postgres_restarts_under_load(self, fleet: Fleet, world, core_url, settings, own_pg):
         """The database restarts mid-load: -1 while it is away, final answers on retry, books balanced."""
-        version, name, port = own_pg
-        dsn = f"postgresql://postgres@127.0.0.1:{port}/onecard"
+        version, name, dsn = own_pg.version, own_pg.name, own_pg.dsn
         drill_settings = dataclasses.replace(
             settings, pg_dsn=dsn, redis_prefix=f"{settings.redis_prefix}pgdrill:", journal_recovery_grace_s=GRACE_S,
             journal_recovery_interval_s=0.5,
@@ -102,8 +70,9 @@ class TestPostgresRestart:
 
             async def restart() -> None:
                 await asyncio.sleep(0.3)
-                await asyncio.to_thread(run, "pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart",
-                                        "-m", "fast")  # fmt: skip
+                await asyncio.to_thread(
+                    run, "pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart", "-m", "fast"
+                )
 
             await asyncio.gather(restart(), *(lane(*x) for x in lanes))
             assert 500 not in statuses
