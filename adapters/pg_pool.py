@@ -71,7 +71,11 @@ class Pg:
     @property
     def bulk(self) -> Pg:
         """The same pool with the bulk budget as default (large reads and writes)."""
-        view = Pg(self.raw, timeout_s=self.bulk_timeout_s, bulk_timeout_s=self.bulk_timeout_s)
+        return self.with_timeout(self.bulk_timeout_s)
+
+    def with_timeout(self, timeout_s: float) -> Pg:
+        """The same pool with another default budget."""
+        view = Pg(self.raw, timeout_s=timeout_s, bulk_timeout_s=self.bulk_timeout_s)
         view.clock_offset_s, view.clock_error_s = self.clock_offset_s, self.clock_error_s
         return view
 

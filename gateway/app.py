@@ -21,7 +21,7 @@ from adapters.pg_blacklist import load_world, prune_changes
 from adapters.pg_journal_chain import run_sealer
 from adapters.pg_migrate import ensure_database, migrate
 from adapters.pg_nodes import NodeLease
-from adapters.pg_pool import UNAVAILABLE, Pg, open_pg
+from adapters.pg_pool import RETRYABLE, UNAVAILABLE, Pg, open_pg
 from adapters.pg_store import PgStore
 from blacklist_cache.follower import Follower
 from blacklist_cache.local import LocalBlacklist
@@ -231,7 +231,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         finally:
             await core.close()
             await redis.aclose()
-        with contextlib.suppress(*UNAVAILABLE):
+        with contextlib.suppress(*RETRYABLE):  # a database gone by now: the lease expires by itself
             await lease.release()
     finally:
         await pg.close()

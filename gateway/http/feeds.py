@@ -22,9 +22,10 @@ from aiohttp import web
 from adapters.pg_blacklist import EventResult, apply_events
 from gateway.domain.feeds import FeedError, FeedEvent, parse_event, parse_feed_tokens
 from gateway.importer import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits, import_stream
-from gateway.keys import PG_BULK, SETTINGS
+from gateway.keys import PG_POOL, SETTINGS
 
 feed_routes = web.RouteTableDef()
+FEED_BATCH_S = 30.0  # the deadline of one batch of events (up to 10,000, one transaction) on PostgreSQL
 AfterCommit = Callable[[], Awaitable[None]]
 # Set by the composition root to push committed changes to Redis (the follower's catch-up from the change log).
 FEED_AFTER_COMMIT: web.AppKey[AfterCommit] = web.AppKey("feed_after_commit")
@@ -127,7 +128,7 @@ async def post_events(request: web.Request) -> web.Response:
         else:
             parsed.append(event)
     events = [p for p in parsed if not isinstance(p, str)]
-    pool = request.app[PG_BULK]
+    pool = request.app[PG_POOL].with_timeout(FEED_BATCH_S)
     done: list[EventResult] = []
     if events:
         done = await apply_events(pool, events, after_commit=_after_commit(request))
@@ -161,7 +162,7 @@ async def post_import(request: web.Request) -> web.StreamResponse:
     )
     if request.content_length is not None and request.content_length > limits.max_bytes:
         return _error(413, f"body: larger than {limits.max_bytes} bytes")
-    pool = request.app[PG_BULK]
+    pool = request.app[PG_POOL].with_timeout(FEED_BATCH_S)
     final = _after_commit(request)
     hook = request.app.get(FEED_NUDGE) or final
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})

@@ -17,6 +17,23 @@ CREATE TABLE card_atc (
     atc             integer NOT NULL
 );
 
+-- Upgrade from a version that kept this state in Redis only: seed it from the journal, which holds every
+-- authenticated request. Every pair journaled counts as used (a pair is single-use, so over-counting refuses
+-- nothing legitimate); a card's atc is the highest of its requests not refused as stale or replayed (the two
+-- refusals that never raised it). Processes of the old version must be stopped before this version serves:
+-- what they accept after this snapshot is recorded in Redis only.
+INSERT INTO psam_tseq (psam_no, tseq, journal_id)
+SELECT DISTINCT ON (psam_no, tseq) psam_no, tseq, id
+  FROM (SELECT psam_no, (request->'dev_safe_info'->>'tseq')::bigint AS tseq, id FROM journal
+         WHERE request->'dev_safe_info' ? 'tseq') j
+ ORDER BY psam_no, tseq, id;
+INSERT INTO card_atc (card_sn, atc)
+SELECT card_sn, max((request->'dev_safe_info'->>'atc')::integer)
+  FROM journal
+ WHERE card_sn IS NOT NULL AND request->'dev_safe_info' ? 'atc'
+   AND err_code IS DISTINCT FROM 'REPLAY' AND err_code IS DISTINCT FROM 'STALE_REQUEST'
+ GROUP BY card_sn;
+
 -- Ids the gateway mints carry a 4-digit node id; each live process holds one (adapters/pg_nodes.py).
 CREATE TABLE gateway_nodes (
     node_id         integer PRIMARY KEY CHECK (node_id BETWEEN 0 AND 9999),

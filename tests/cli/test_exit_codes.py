@@ -4,6 +4,8 @@ dependency unreachable (refused, or a server that accepts and never answers), 1 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -11,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_ADMIN
+from tests.conftest import PG_ADMIN, REDIS_URL
 from tests.ports import free_port
-from tests.procs import run
+from tests.procs import Served, own_stores, run
 
 pytestmark = pytest.mark.slow
 
@@ -148,3 +150,29 @@ class TestOtherCommands:
         r = run(*args, "--core-url", f"http://127.0.0.1:{free_port()}", env={"ONECARD_PG_DSN": refused_dsn()})
         assert r.returncode == 3, r.stderr
         assert "the insurance core at http://127.0.0.1:" in one_line(r.stderr)
+
+
+class TestNodeIds:
+    async def test_a_second_process_claiming_a_held_node_id_is_refused(self, tmp_path: Path):
+        """Two gateways given one ONECARD_NODE_ID on one database: the second exits 2 naming the holder, the
+        first serves on; leaving it unset, a second process leases another id and both serve."""
+        async with own_stores() as (dsn, prefix):
+            env = {"ONECARD_PG_DSN": dsn, "ONECARD_REDIS_URL": REDIS_URL, "ONECARD_REDIS_PREFIX": prefix}
+            first = await Served.start(["--dev"], {**env, "ONECARD_NODE_ID": "5"}, free_port(), tmp_path)
+            try:
+                body = json.loads(await first.ready())
+                assert body["node_id"] == 5
+                second = await asyncio.to_thread(
+                    run, "serve", "--dev", "--port", str(free_port()), env={**env, "ONECARD_NODE_ID": "5"}, timeout=60
+                )
+                assert second.returncode == 2, second.stderr
+                line = one_line(second.stderr)
+                assert "node id 5 is held by a live gateway process" in line
+                assert f"pid {first.proc.pid}" in line
+                other = await Served.start(["--dev"], env, free_port(), tmp_path)
+                try:
+                    assert json.loads(await other.ready())["node_id"] == 9998
+                finally:
+                    await other.stop()
+            finally:
+                await first.stop()

@@ -79,6 +79,12 @@ def item(world: dict[str, Any]) -> tuple[str, str, str]:
     return (a["med_list_codg"], "2", a["price"])
 
 
+def listed_card(fleet: Fleet, status: str) -> SimCard:
+    """A world card on the list, with the session's running ATC (shared with any other test that uses it)."""
+    c = next(c for c in fleet.world["cards"] if c["status"] == status)
+    return fleet.cards.setdefault(c["card_sn"], SimCard.from_world(c))
+
+
 def replay_of(t: Terminal, built: Built) -> bytes:
     body = dict(built.body)
     body["msgid"] = t.next_msgid(datetime.now(SHANGHAI))
@@ -97,7 +103,7 @@ class TestRedisEmptied:
         s = dataclasses.replace(settings, redis_url=own_redis.url, world_file=None, redis_timeout_s=0.5)
         async with served(s) as gw:
             lanes = await settlement_lanes(fleet, world, core_url, drill)
-            listed = SimCard.from_world(next(c for c in world["cards"] if c["status"] == "02"))
+            listed = listed_card(fleet, "02")
             watcher = await fleet.new_terminal("hospital")
             sent: list[tuple[Terminal, Built]] = []
 
@@ -155,7 +161,7 @@ class TestRedisFrozen:
         s = dataclasses.replace(settings, redis_url=own_redis.url, world_file=None, redis_timeout_s=0.3)
         async with served(s) as gw:
             lanes = await settlement_lanes(fleet, world, core_url, drill)
-            listed = SimCard.from_world(next(c for c in world["cards"] if c["status"] == "07"))
+            listed = listed_card(fleet, "07")
             watcher = await fleet.new_terminal("hospital")
             window: list[float] = []
             ready_during: list[tuple[int, float, dict[str, Any]]] = []
