@@ -58,7 +58,6 @@ from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
 
 log = logging.getLogger("onecard.app")
-REDIS_ERRORS = (RedisError,)
 
 
 def load_reference(settings: Settings, world: dict[str, Any] | None) -> tuple[PolicyBook, Catalogue]:
@@ -137,12 +136,14 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         connect_timeout_s=s.pg_connect_timeout_s,
     )
     lease = NodeLease(pg, wanted=s.node_id, lease_s=s.node_lease_s)
+    renewing: asyncio.Task[None] | None = None
     try:
         async with pg.bulk.acquire() as conn:
             applied = await migrate(conn)
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
         await lease.acquire()
+        renewing = asyncio.create_task(lease.run())  # at once: a long world load must not let the lease lapse
         await pg.measure_clock()
         if world is not None:
             counts = await load_world(pg.bulk, world)
@@ -162,7 +163,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             redis_bl = RedisBlacklist(redis, s.redis_prefix)
             try:
                 await sync_once(redis_bl, pg.bulk)
-            except (*UNAVAILABLE, *REDIS_ERRORS) as exc:  # the publisher keeps trying; PostgreSQL answers lookups
+            except (*UNAVAILABLE, RedisError) as exc:  # the publisher keeps trying; PostgreSQL answers lookups
                 log.warning("blacklist not in Redis at start-up (%s): the publisher retries", type(exc).__name__)
             local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)
             follower = Follower(
@@ -220,7 +221,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 asyncio.create_task(worker.run_forever()),
                 asyncio.create_task(run_sealer(pg)),
                 asyncio.create_task(recovery.run_forever()),
-                asyncio.create_task(lease.run()),
             ]
             yield
             for task in tasks:
@@ -231,7 +231,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         finally:
             await core.close()
             await redis.aclose()
+    finally:
+        if renewing is not None:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
         with contextlib.suppress(*RETRYABLE):  # a database gone by now: the lease expires by itself
             await lease.release()
-    finally:
         await pg.close()

@@ -23,16 +23,9 @@ FUZZ_REQUESTS = 600
 SEED = 20261201
 
 
-def string_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+def string_paths(value: Any) -> Iterator[tuple[Any, ...]]:
     """The path of every string value in a JSON value."""
-    if isinstance(value, str):
-        yield path
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from string_paths(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from string_paths(v, (*path, i))
+    return (p for p in all_paths(value) if isinstance(get(value, p), str))
 
 
 def dotted(path: tuple[Any, ...]) -> str:
@@ -147,7 +140,7 @@ def mutate(body: dict[str, Any], rng: random.Random) -> bytes:
     """One to three random changes: a value replaced (any JSON type), a key removed or added, or the bytes
     themselves cut or corrupted."""
     for _ in range(rng.randint(1, 3)):
-        paths = [p for p in _all_paths(body) if p]
+        paths = [p for p in all_paths(body) if p]
         path = rng.choice(paths)
         how = rng.random()
         parent = get(body, path[:-1])
@@ -164,14 +157,14 @@ def mutate(body: dict[str, Any], rng: random.Random) -> bytes:
     return raw
 
 
-def _all_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+def all_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     yield path
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _all_paths(v, (*path, k))
+            yield from all_paths(v, (*path, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _all_paths(v, (*path, i))
+            yield from all_paths(v, (*path, i))
 
 
 class TestFuzz:
