@@ -12,7 +12,7 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from adapters.pg_pool import RETRYABLE
-from blacklist_cache.redis_layout import RedisBlacklist
+from blacklist_cache.redis_layout import RebuildInterrupted, RedisBlacklist
 
 log = logging.getLogger("onecard.blacklist")
 
@@ -65,9 +65,9 @@ async def keep_current(
                 log.info("blacklist buckets are filling up: rebuilding with more buckets")
                 await bl.rebuild(pool)
             on_state(True)
-        except (RedisError, *RETRYABLE) as exc:
+        except (RedisError, RebuildInterrupted, *RETRYABLE) as exc:  # a wiped Redis mid-rebuild included
             on_state(False)
-            log.warning("blacklist publisher: %s", type(exc).__name__)
+            log.warning("blacklist publisher: %s: %s", type(exc).__name__, exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), interval_s)
         wake.clear()

@@ -142,6 +142,11 @@ _LOCK_KEEP = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('P
 _LOCK_FREE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
+class RebuildInterrupted(RuntimeError):
+    """A rebuild or catch-up could not finish (Redis wiped or restarted under it, another rebuild took over, the
+    change log moved on): nothing half-done is live; the publisher tries again."""
+
+
 class BlacklistUnloaded(Exception):
     """Redis holds no blacklist (never built, or lost): nothing can be concluded until `rebuild`."""
 
@@ -296,7 +301,7 @@ class RedisBlacklist:
             )  # fmt: skip
             if not rows or rows[0]["version"] != v + 1:
                 if not publish:
-                    raise RuntimeError(f"blacklist change log does not continue version {v}")
+                    raise RebuildInterrupted(f"blacklist change log does not continue version {v}")
                 log.error("blacklist in Redis at version %d cannot follow PostgreSQL (%d): unloading", v, head)
                 await self._unload(keys=[meta_key], args=[gen, ver])
                 continue
@@ -403,12 +408,12 @@ class RedisBlacklist:
             if kind == "OK":
                 return str(res[1].decode())
             if kind == "LOST":
-                raise RuntimeError("Redis lost the blacklist generation being built")
+                raise RebuildInterrupted("Redis lost the blacklist generation being built")
             if kind == "AHEAD":
                 await self._follow(pool, stage, publish=False)
             else:
                 await self.catch_up(pool)
-        raise RuntimeError("blacklist generation could not be made live")
+        raise RebuildInterrupted("blacklist generation could not be made live")
 
     async def _drop_gens(self, keep: int) -> None:
         """UNLINK every generation but `keep` (the old live one, leftovers of failed rebuilds), in batches."""
@@ -430,7 +435,7 @@ class RedisBlacklist:
 
 def _loaded(res: Any) -> int:
     if int(res) < 0:
-        raise RuntimeError("the blacklist generation being built was lost (Redis wiped, or another rebuild)")
+        raise RebuildInterrupted("the blacklist generation being built was lost (Redis wiped, or another rebuild)")
     return int(res)
 
 

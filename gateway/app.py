@@ -26,7 +26,7 @@ from adapters.pg_store import PgStore
 from blacklist_cache.follower import Follower
 from blacklist_cache.local import LocalBlacklist
 from blacklist_cache.publisher import Publisher, sync_once
-from blacklist_cache.redis_layout import RedisBlacklist, decode_ops
+from blacklist_cache.redis_layout import RebuildInterrupted, RedisBlacklist, decode_ops
 from blacklist_cache.redis_lookup import RedisLookup, connect_redis
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.keys import CardKeyCache
@@ -163,7 +163,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             redis_bl = RedisBlacklist(redis, s.redis_prefix)
             try:
                 await sync_once(redis_bl, pg.bulk)
-            except (*UNAVAILABLE, RedisError) as exc:  # the publisher keeps trying; PostgreSQL answers lookups
+            except (*UNAVAILABLE, RedisError, RebuildInterrupted) as exc:  # the publisher retries; PostgreSQL answers
                 log.warning("blacklist not in Redis at start-up (%s): the publisher retries", type(exc).__name__)
             local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)
             follower = Follower(

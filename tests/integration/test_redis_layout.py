@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,7 +18,14 @@ from redis.asyncio import Redis
 
 from adapters.pg_migrate import migrate
 from blacklist_cache.fingerprint import card_field
-from blacklist_cache.redis_layout import BlacklistUnloaded, RedisBlacklist, decode_ops, encode_ops
+from blacklist_cache.publisher import keep_current
+from blacklist_cache.redis_layout import (
+    BlacklistUnloaded,
+    RebuildInterrupted,
+    RedisBlacklist,
+    decode_ops,
+    encode_ops,
+)
 from blacklist_cache.redis_lookup import RedisLookup, connect_redis
 from gateway.domain.errors import DependencyUnavailable
 
@@ -314,3 +323,35 @@ async def test_pruned_log_unloads(pool: asyncpg.Pool, redis: Redis, prefix: str)
     assert await bl.rebuild(pool) == start + 2
     assert await bl.lookup(sn, None) == ("01", "")
     await assert_mirrors(redis, prefix, pool)
+
+
+async def test_the_publisher_survives_a_rebuild_cut_short(pool: asyncpg.Pool, redis: Redis, prefix: str) -> None:
+    """Redis wiped while a rebuild is under way (the stall drills' FLUSHALL found this): the rebuild gives up
+    with RebuildInterrupted, and the publisher keeps going and rebuilds again instead of dying for good."""
+
+    class CutShortOnce(RedisBlacklist):
+        cuts = 1
+
+        async def rebuild(self, pool: Any) -> int:
+            if self.cuts:
+                self.cuts -= 1
+                raise RebuildInterrupted("the blacklist generation being built was lost (test)")
+            return await super().rebuild(pool)
+
+    await write(pool, [("C", "A", card(random.Random(10)), "05")])
+    await wipe(redis, prefix)
+    states: list[bool] = []
+    task = asyncio.create_task(keep_current(CutShortOnce(redis, prefix), pool, states.append, interval_s=0.05))
+    try:
+        for _ in range(100):
+            if True in states:
+                break
+            await asyncio.sleep(0.05)
+        assert states[0] is False  # the first rebuild was cut short: reported, not fatal
+        assert True in states
+        assert not task.done()
+        assert await RedisLookup(redis, prefix).is_loaded()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
