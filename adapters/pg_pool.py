@@ -159,7 +159,8 @@ class Pg:
     async def close(self) -> None:
         """Close every connection (bounded by the budget, then terminated)."""
         try:
-            await asyncio.wait_for(self.raw.close(), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                await self.raw.close()
         except (TimeoutError, *UNAVAILABLE):
             self.raw.terminate()
 
@@ -193,18 +194,16 @@ async def open_pg(
     Raises:
         PgTimeout: the server did not answer in time (other connection errors as asyncpg raises them).
     """
-    try:
-        pool = await asyncio.wait_for(
-            asyncpg.create_pool(
+    try:  # asyncio.timeout, never wait_for here: Python 3.11's wait_for can swallow a cancellation
+        async with asyncio.timeout(connect_timeout_s):
+            pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=connect_timeout_s,
                 init=_init_connection,
                 reset=_reset_connection,
-            ),
-            connect_timeout_s,
-        )
+            )
     except TimeoutError:
         raise PgTimeout(f"PostgreSQL at {where(dsn)} did not answer within {connect_timeout_s:g} s") from None
     return Pg(pool, timeout_s=timeout_s, bulk_timeout_s=bulk_timeout_s)
@@ -229,7 +228,8 @@ async def connect(dsn: str, timeout_s: float) -> asyncpg.Connection:
         PgTimeout: the server did not answer in time (other connection errors as asyncpg raises them).
     """
     try:
-        return await asyncio.wait_for(asyncpg.connect(dsn, timeout=timeout_s), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await asyncpg.connect(dsn, timeout=timeout_s)
     except TimeoutError:
         raise PgTimeout(f"PostgreSQL at {where(dsn)} did not answer within {timeout_s:g} s") from None
 

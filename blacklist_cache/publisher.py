@@ -68,6 +68,7 @@ async def keep_current(
         except (RedisError, RebuildInterrupted, *RETRYABLE) as exc:  # a wiped Redis mid-rebuild included
             on_state(False)
             log.warning("blacklist publisher: %s: %s", type(exc).__name__, exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), interval_s)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: 3.11's can swallow a cancel
+            async with asyncio.timeout(interval_s):
+                await wake.wait()
         wake.clear()

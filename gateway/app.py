@@ -116,6 +116,20 @@ async def _redis_answers(s: Settings) -> None:
         await redis.aclose()
 
 
+async def _stop(tasks: list[asyncio.Task[None]], grace_s: float = 10.0) -> None:
+    """Cancel the background tasks and wait for them, but not forever: shutdown must end even if a task were to
+    swallow its cancellation (as Python 3.11's asyncio.wait_for can); that one is named in the log. A task that
+    had died of an error raises it here, as before: a background loop must never die quietly."""
+    for task in tasks:
+        task.cancel()
+    done, pending = await asyncio.wait(tasks, timeout=grace_s)
+    for task in pending:
+        log.error("background task %s did not stop within %g s of its cancellation", task.get_coro(), grace_s)
+    for task in done:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            raise exc
+
+
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     keys = load_keys(s)
@@ -223,19 +237,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 asyncio.create_task(recovery.run_forever()),
             ]
             yield
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _stop(tasks)
         finally:
             await core.close()
             await redis.aclose()
     finally:
         if renewing is not None:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            await _stop([renewing])
         with contextlib.suppress(*RETRYABLE):  # a database gone by now: the lease expires by itself
             await lease.release()
         await pg.close()

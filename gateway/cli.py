@@ -96,7 +96,8 @@ def _migrate(args: argparse.Namespace) -> int:
         await ensure_database(settings.pg_dsn, settings.pg_connect_timeout_s)
         conn = await connect(settings.pg_dsn, settings.pg_connect_timeout_s)
         try:
-            return await asyncio.wait_for(migrate(conn), settings.pg_bulk_timeout_s)
+            async with asyncio.timeout(settings.pg_bulk_timeout_s):
+                return await migrate(conn)
         finally:
             conn.terminate()  # done, or timed out mid-statement: the server rolls back whatever was left open
 

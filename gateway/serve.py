@@ -220,7 +220,8 @@ class _Supervisor:
                 "worker %d (pid %d) %s with %s; restarting in %.1f s", index, proc.pid, what, _describe(rc), delay
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self.stopping.wait()
             delay = min(delay * 2, BACKOFF_MAX_S)
 
     async def _spawn(self, index: int) -> tuple[asyncio.subprocess.Process, str]:

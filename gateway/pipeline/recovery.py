@@ -107,8 +107,9 @@ class JournalRecovery:
                 wait = min(wait, retry)
             self._wake.clear()
             if wait > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                try:  # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
                     await asyncio.sleep(retry)  # a new abandonment: give the database a moment first
                 except TimeoutError:
                     pass
