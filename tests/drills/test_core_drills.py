@@ -28,17 +28,24 @@ class Drill:
     initial: dict[str, int] = field(default_factory=dict)  # psn_no -> balance before
 
 
-async def load(fleet: Fleet, world: dict[str, Any], core_url: str, per_terminal: int) -> Drill:
-    """Every terminal settles `per_terminal` times for its own card, all terminals at once."""
-    drill = Drill()
-    item = plain_items(world, "A", 1, min_price="5")[0]
-    terminals: list[tuple[Terminal, SimCard, str]] = []
+async def lanes(fleet: Fleet, core_url: str, drill: Drill) -> list[tuple[Terminal, SimCard, str]]:
+    """One terminal of an institution of its own per TERMINALS entry, each with a card of its own (recorded in
+    the drill with its opening balance) and the settlement infno of its kind."""
+    out = []
     for kind in TERMINALS:
         t = await fleet.new_terminal(kind)
         card, _ = fleet.card(insutype="310", min_balance=50_000)
         drill.cards[card.psn_no] = card
         drill.initial[card.psn_no] = fen((await core_person(core_url, card.psn_no))["balance"])
-        terminals.append((t, card, "2207" if kind == "hospital" else "2102"))
+        out.append((t, card, "2207" if kind == "hospital" else "2102"))
+    return out
+
+
+async def load(fleet: Fleet, world: dict[str, Any], core_url: str, per_terminal: int) -> Drill:
+    """Every terminal settles `per_terminal` times for its own card, all terminals at once."""
+    drill = Drill()
+    item = plain_items(world, "A", 1, min_price="5")[0]
+    terminals = await lanes(fleet, core_url, drill)
 
     async def run(t: Terminal, card: SimCard, infno: str) -> None:
         for _ in range(per_terminal):

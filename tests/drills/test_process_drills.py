@@ -13,8 +13,8 @@ import orjson
 
 from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
 from tests.conftest import Fleet
-from tests.drills.test_core_drills import TERMINALS, Drill, reconcile
-from tests.e2e.helpers import core_person, fen, plain_items, put_faults
+from tests.drills.test_core_drills import Drill, lanes, reconcile
+from tests.e2e.helpers import plain_items, put_faults
 from tests.ports import free_port
 from tests.procs import Served
 
@@ -43,13 +43,7 @@ class TestKill:
         gw = await start_gateway(settings, port)
         drill = Drill()
         item = plain_items(world, "A", 1, min_price="5")[0]
-        lanes: list[tuple[Terminal, SimCard, str]] = []
-        for kind in TERMINALS:
-            t = await fleet.new_terminal(kind)
-            card, _ = fleet.card(insutype="310", min_balance=50_000)
-            drill.cards[card.psn_no] = card
-            drill.initial[card.psn_no] = fen((await core_person(core_url, card.psn_no))["balance"])
-            lanes.append((t, card, "2207" if kind == "hospital" else "2102"))
+        terminals = await lanes(fleet, core_url, drill)
         lost: list[str] = []  # sent, no answer: the process died under them
 
         async def lane(http: aiohttp.ClientSession, t: Terminal, card: SimCard, infno: str) -> None:
@@ -70,7 +64,7 @@ class TestKill:
         await put_faults(core_url, {"latency_ms": 150})  # keep settlements in flight when the blow falls
         try:
             async with aiohttp.ClientSession() as http:
-                await asyncio.gather(kill(), *(lane(http, *x) for x in lanes))
+                await asyncio.gather(kill(), *(lane(http, *x) for x in terminals))
         finally:
             await put_faults(core_url, {})
         assert lost, "the kill should have caught some requests in flight"

@@ -28,7 +28,7 @@ from gateway.keys import METRICS
 from loadtest.terminal import CALL_SERVICE, SHANGHAI, Built, SimCard, Terminal
 from tests.conftest import Fleet
 from tests.drills.conftest import PgCluster, RedisServer, served, spread
-from tests.drills.test_core_drills import TERMINALS, Drill, reconcile
+from tests.drills.test_core_drills import Drill, lanes, reconcile
 from tests.e2e.helpers import core_person, core_settlements, fen, plain_items, settlement_rows
 
 GRACE_S = 18.0  # journal recovery grace of the PostgreSQL drill (must exceed settings.longest_claim_s)
@@ -61,19 +61,6 @@ async def post(client: TestClient[Any, Any], body: bytes, timed: Timed) -> tuple
     return r.status, resp
 
 
-async def settlement_lanes(
-    fleet: Fleet, world: dict[str, Any], core_url: str, drill: Drill
-) -> list[tuple[Terminal, SimCard, str]]:
-    lanes = []
-    for kind in TERMINALS:
-        t = await fleet.new_terminal(kind)
-        card, _ = fleet.card(insutype="310", min_balance=50_000)
-        drill.cards[card.psn_no] = card
-        drill.initial[card.psn_no] = fen((await core_person(core_url, card.psn_no))["balance"])
-        lanes.append((t, card, "2207" if kind == "hospital" else "2102"))
-    return lanes
-
-
 def item(world: dict[str, Any]) -> tuple[str, str, str]:
     a = plain_items(world, "A", 1, min_price="5")[0]
     return (a["med_list_codg"], "2", a["price"])
@@ -102,7 +89,7 @@ class TestRedisEmptied:
         drill, timed = Drill(), Timed()
         s = dataclasses.replace(settings, redis_url=own_redis.url, world_file=None, redis_timeout_s=0.5)
         async with served(s) as gw:
-            lanes = await settlement_lanes(fleet, world, core_url, drill)
+            terminals = await lanes(fleet, core_url, drill)
             listed = listed_card(fleet, "02")
             watcher = await fleet.new_terminal("hospital")
             sent: list[tuple[Terminal, Built]] = []
@@ -134,7 +121,7 @@ class TestRedisEmptied:
                 await asyncio.sleep(0.2)
                 await own_redis.start()
 
-            await asyncio.gather(lose_everything(), listed_lane(), *(lane(*x) for x in lanes))
+            await asyncio.gather(lose_everything(), listed_lane(), *(lane(*x) for x in terminals))
             codes = {resp["err_code"] or "OK" for resp in drill.told.values()}
             assert codes == {"OK"}, codes  # no settlement needed Redis
             assert set(refusals) == {"CARD_BLACKLISTED"}, refusals  # never let through, never OVERLOADED
@@ -160,7 +147,7 @@ class TestRedisFrozen:
         drill, timed, listed_timed = Drill(), Timed(), Timed()
         s = dataclasses.replace(settings, redis_url=own_redis.url, world_file=None, redis_timeout_s=0.3)
         async with served(s) as gw:
-            lanes = await settlement_lanes(fleet, world, core_url, drill)
+            terminals = await lanes(fleet, core_url, drill)
             listed = listed_card(fleet, "07")
             watcher = await fleet.new_terminal("hospital")
             window: list[float] = []
@@ -194,7 +181,7 @@ class TestRedisFrozen:
                 window.append(time.monotonic())
                 own_redis.thaw()
 
-            await asyncio.gather(stall(), listed_lane(), *(lane(*x) for x in lanes))
+            await asyncio.gather(stall(), listed_lane(), *(lane(*x) for x in terminals))
             codes = {resp["err_code"] or "OK" for resp in drill.told.values()}
             assert codes == {"OK"}, codes
             assert set(refusals) == {"CARD_BLACKLISTED"}, refusals
