@@ -20,12 +20,11 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import asyncpg
-from redis.exceptions import RedisError
 
 from adapters.pg_pool import UNAVAILABLE, describe, where
 from gateway.domain.errors import ConfigError, DependencyUnavailable
 
-OK, FINDING, USAGE, DEPENDENCY = 0, 1, 2, 3
+USAGE, DEPENDENCY = 2, 3  # 0 and 1 are each command's own: success, a finding
 
 # A file named by the operator that cannot be read: usage (2), never "the database is down".
 FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -54,15 +53,6 @@ def needs_postgres(dsn: str) -> Iterator[None]:
         raise DependencyDown(f"{exc} (PostgreSQL at {where(dsn)}, ONECARD_PG_DSN)") from None
     except UNAVAILABLE as exc:
         raise DependencyDown(describe(exc, dsn)) from None
-
-
-@contextlib.contextmanager
-def needs_redis(url: str) -> Iterator[None]:
-    """Inside: Redis failures become one line (DependencyDown)."""
-    try:
-        yield
-    except (RedisError, ConnectionError, TimeoutError) as exc:
-        raise DependencyDown(redis_down(url, exc)) from None
 
 
 def redis_down(url: str, exc: BaseException) -> str:

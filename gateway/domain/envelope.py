@@ -21,6 +21,7 @@ SUPPORTED = CARD_BEARING | CARD_LESS
 SETTLE = frozenset({"2207", "2102"})
 PRESETTLE = frozenset({"2206", "2101"})
 CANCEL = frozenset({"2208", "2103"})
+MONEY = SETTLE | CANCEL | {"2601"}  # what may move money at the core: an unknown outcome owes a reversal
 AMOUNT_BEARING = SETTLE | PRESETTLE
 
 _DIGITS4 = re.compile(r"[0-9]{4}")

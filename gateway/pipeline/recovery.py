@@ -24,7 +24,7 @@ import orjson
 
 from gateway.domain.codes import ResultCode
 from gateway.domain.effects import Effect, NewSettlement, QueueReversal, SetSettlementState
-from gateway.domain.envelope import CANCEL, SETTLE, Envelope, parse_envelope
+from gateway.domain.envelope import MONEY, SETTLE, Envelope, parse_envelope
 from gateway.domain.errors import DependencyUnavailable, GatewayError
 from gateway.domain.inputs import CancelInput, Input, ReverseInput, SettleInput, parse_input
 from gateway.domain.journal import StaleClaim
@@ -35,7 +35,6 @@ from gateway.pipeline.reply import Outcome, RefIds, build_reply
 log = logging.getLogger("onecard.recovery")
 
 _NO_MAC2 = "no MAC2: the session key died with the process"
-_MONEY = SETTLE | CANCEL | {"2601"}
 ABANDONED_RETRY_S = (0.5, 5.0)  # first and longest wait between attempts at this process's abandoned claims
 
 
@@ -129,7 +128,7 @@ class JournalRecovery:
 
     async def _complete(self, claim: StaleClaim) -> int:
         env, inp = _parsed(claim.request_json)
-        effects = await self._owed(claim, env, inp) if claim.infno in _MONEY else []
+        effects = await self._owed(claim, env, inp) if claim.infno in MONEY else []
         if effects:
             why = "a reversal is queued and will be completed"
         else:

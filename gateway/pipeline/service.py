@@ -18,7 +18,7 @@ import orjson
 
 from gateway.domain.codes import ResultCode
 from gateway.domain.effects import Effect, QueueReversal
-from gateway.domain.envelope import CANCEL, SETTLE, Envelope, malformed, nul_path, parse_envelope
+from gateway.domain.envelope import CANCEL, MONEY, SETTLE, Envelope, malformed, nul_path, parse_envelope
 from gateway.domain.errors import Declined, DependencyUnavailable, GatewayError
 from gateway.domain.inputs import PersonQuery, SettleInput, mac_amount, parse_input
 from gateway.domain.journal import Claimed, Existing
@@ -30,8 +30,6 @@ from gateway.pipeline.recovery import JournalRecovery
 from gateway.pipeline.reply import Outcome, RefIds, Reply, build_reply
 
 log = logging.getLogger("onecard.txn")
-
-_MONEY = SETTLE | CANCEL | {"2601"}
 
 
 class StoredReply(Exception):
@@ -97,7 +95,7 @@ class Gateway:
         env = txn.env
         why = "not settled"
         if txn.journal_id is not None:
-            moved = bool(txn.effects) and env is not None and env.infno in _MONEY
+            moved = bool(txn.effects) and env is not None and env.infno in MONEY
             self.recovery.abandon(txn.journal_id, told_unknown=moved)
             if moved:
                 why = "the journal did not confirm in time, so this answer is not final"
