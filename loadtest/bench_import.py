@@ -1,7 +1,7 @@
 """`onecard bench import`: a county-sized feed file through the streaming importer, timed.
 
 Creates a scratch database with N registry cards (COPY), writes N JSON-lines events over them (loss reports,
-locks, damage, PIN mode), imports the file with `gateway.importer.import_stream` exactly as the admin API and
+locks, damage, PIN mode), imports the file with `onecard.importer.import_stream` exactly as the admin API and
 `onecard blacklist import` do, prints lines per second, and drops the database. Asserts nothing.
 """
 
@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from adapters.pg_migrate import create_database, migrate
 from blacklist_cache.redis_layout import RedisBlacklist
-from gateway.importer import file_chunks, import_stream
+from onecard.importer import file_chunks, import_stream
 
 KINDS = (
     ("loss_reported", {"formal": False}),

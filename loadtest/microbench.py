@@ -95,10 +95,10 @@ async def e2e(count: int) -> dict[str, Any]:
     from adapters.pg_migrate import create_database
     from coresim.app import start_core_sim
     from gateway.app import create_app
-    from gateway.demo import _start_site
     from gateway.settings import Settings
     from loadtest.stack import drop_redis_prefix
     from loadtest.world import generate, write_world
+    from onecard.demo import _start_site
 
     admin = os.environ.get("ONECARD_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("ONECARD_REDIS_URL", "redis://127.0.0.1:6379/0")

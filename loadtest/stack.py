@@ -25,7 +25,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from adapters.pg_migrate import create_database
-from gateway.localinfra import ensure_postgres, ensure_redis
+from onecard.localinfra import ensure_postgres, ensure_redis
 
 READY_S = 60.0
 

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from adapters.pg_blacklist import EventResult, apply_events
 from gateway.domain.feeds import FeedError, FeedEvent, parse_event, parse_feed_tokens
-from gateway.importer import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits, import_stream
 from gateway.keys import PG_POOL, SETTINGS
+from onecard.importer import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits, import_stream
 
 feed_routes = web.RouteTableDef()
 FEED_BATCH_S = 30.0  # the deadline of one batch of events (up to 10,000, one transaction) on PostgreSQL

@@ -219,7 +219,7 @@ def test_bench_gateway_prints_both_phases_and_the_ratio(tmp_path: Path):
 def test_a_missing_loadtest_extra_is_said_before_anything_runs(command: list[str]):
     """Without matplotlib (the `loadtest` extra) the commands say so in one line, exit 2, and start nothing."""
     code = (
-        "import sys; sys.modules['matplotlib'] = None; from gateway.cli import main;"
+        "import sys; sys.modules['matplotlib'] = None; from onecard.cli import main;"
         f" sys.exit(main({[*command, '--duration', '30']!r}))"
     )
     t0 = time.monotonic()

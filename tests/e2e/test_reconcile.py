@@ -28,8 +28,8 @@ from gateway.domain.reconcile import (
     institution_breaks,
 )
 from gateway.domain.registry import Settlement
-from gateway.reconcile import fetch_core_ledger, reconcile
 from loadtest.terminal import Terminal
+from onecard.reconcile import fetch_core_ledger, reconcile
 from tests.conftest import Fleet
 from tests.e2e.helpers import assert_ok, fen, line, pg, plain_items, shanghai_today
 

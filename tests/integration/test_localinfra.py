@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL and Redis from gateway.localinfra: start, use, stop."""
+"""Embedded PostgreSQL and Redis from onecard.localinfra: start, use, stop."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.localinfra import (
+from onecard.localinfra import (
     LOCAL_PG_DSN,
     LOCAL_REDIS_URL,
     InfraUnavailable,

@@ -1,4 +1,4 @@
-"""adapters.pg_blacklist and gateway.importer against real PostgreSQL: versions, change log, idempotency,
+"""adapters.pg_blacklist and onecard.importer against real PostgreSQL: versions, change log, idempotency,
 partial batches, replacement, county scope, world load, pruning and the streamed import."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from adapters.pg_blacklist import (
     set_person_entry,
 )
 from gateway.domain.feeds import FeedEvent, parse_event
-from gateway.importer import ImportLimits, import_stream
+from onecard.importer import ImportLimits, import_stream
 
 PG_ADMIN = os.environ.get("ONECARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 CITY, COUNTY, OTHER = "330200", "330281", "330282"

@@ -1,4 +1,4 @@
-"""Ports: the gateway's view of what it depends on. Implementations live in adapters/ and blacklist_cache/."""
+"""The registry, sessions, journal and settlements port (PostgreSQL: `adapters.pg_store.PgStore`)."""
 
 from __future__ import annotations
 
@@ -6,49 +6,9 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Protocol
 
-from gateway.domain.core import (
-    Cancellation,
-    Cancelled,
-    PersonRecord,
-    Posted,
-    Posting,
-    Reversal,
-    Reversed,
-)
 from gateway.domain.effects import Effect
 from gateway.domain.journal import ClaimResult, Existing, ReversalJob, StaleClaim
 from gateway.domain.registry import Card, Institution, Psam, Settlement, SignSession
-
-
-class InsuranceCore(Protocol):
-    """The insurance core (ledger of record).
-
-    Every method raises `CoreUnavailable` when nothing was sent, `CoreTimeout` when the core may have
-    acted but the answer is unknown (writes only; reads raise `CoreUnavailable`), and
-    `CoreRejected(reason, message)` when the core refused. Reasons the gateway acts on:
-    `PERSON_NOT_FOUND`, `VERSION_CONFLICT`, `INSUFFICIENT_BALANCE`, `SETTLEMENT_NOT_FOUND`,
-    `ALREADY_CANCELLED`, `NOT_REVERSIBLE`.
-    """
-
-    async def person(self, psn_no: str, *, timeout: float) -> PersonRecord:
-        """Current state of a person, with the optimistic version to post against."""
-        ...
-
-    async def post_settlement(self, posting: Posting, *, timeout: float) -> Posted:
-        """Post a settlement; the same msgid posted twice returns the first receipt."""
-        ...
-
-    async def cancel_settlement(self, cancel: Cancellation, *, timeout: float) -> Cancelled:
-        """Cancel a posted settlement, restoring the account and the accumulators."""
-        ...
-
-    async def reverse(self, reversal: Reversal, *, timeout: float) -> Reversed:
-        """Undo the message `omsgid` whether or not the core had it; idempotent."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections."""
-        ...
 
 
 class Store(Protocol):
@@ -133,27 +93,3 @@ class Store(Protocol):
     ) -> None: ...
     async def retry_reversal(self, job_id: int, delay_s: float, error: str) -> None: ...
     async def reversal_counts(self) -> dict[str, int]: ...
-
-
-class ListLookup(Protocol):
-    """Blacklist lookups the in-process cache could not answer (Redis: `blacklist_cache.redis_lookup`)."""
-
-    async def reasons(self, card_sn: str | None, psn_no: str | None) -> tuple[str, str] | None:
-        """(card reason, person reason) of the keys given ('' = not listed); None while the lists are not loaded.
-
-        Raises:
-            DependencyUnavailable: the lookup could not be made in time.
-        """
-        ...
-
-
-class BlacklistCache(Protocol):
-    """The in-process blacklist (`blacklist_cache.local.LocalBlacklist`): clears without a round trip."""
-
-    def card_clear(self, card_sn: str) -> bool:
-        """True only when the process can prove the card is not listed."""
-        ...
-
-    def person_clear(self, psn_no: str) -> bool:
-        """True only when the process can prove the person is not listed."""
-        ...

@@ -229,7 +229,7 @@ class _Supervisor:
         status_r, status_w = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway.serve", stdin=asyncio.subprocess.PIPE, env=self.env, pass_fds=[status_w]
+                sys.executable, "-m", "onecard.serve", stdin=asyncio.subprocess.PIPE, env=self.env, pass_fds=[status_w]
             )
         except BaseException:
             os.close(status_r)

@@ -29,8 +29,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.serve import serve
     from gateway.settings import load_settings
+    from onecard.serve import serve
 
     settings = load_settings(
         args.config,
@@ -108,7 +108,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from onecard.demo import run_demo
 
     try:
         return asyncio.run(
@@ -128,8 +128,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _blacklist_import(args: argparse.Namespace) -> int:
-    from gateway.importer import run_import
     from gateway.settings import load_settings
+    from onecard.importer import run_import
 
     settings = load_settings(args.config, os.environ)
     with open(args.file, "rb"):  # a missing file is a usage error before any database is asked
@@ -207,8 +207,8 @@ def _journal_verify(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
-    from gateway.reconcile import fetch_core_ledger, run
     from gateway.settings import load_settings
+    from onecard.reconcile import fetch_core_ledger, run
 
     if args.to < args.from_:
         raise ConfigError("--to is before --from")

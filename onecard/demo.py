@@ -20,10 +20,10 @@ from redis.asyncio import Redis
 
 from coresim.app import start_core_sim
 from gateway.app import create_app
-from gateway.localinfra import PgHandle, RedisHandle, ensure_database, ensure_postgres, ensure_redis, mask_url
 from gateway.settings import load_settings
 from loadtest.terminal import CALL_SERVICE, Built, SimCard, Terminal
 from loadtest.world import generate, write_world
+from onecard.localinfra import PgHandle, RedisHandle, ensure_database, ensure_postgres, ensure_redis, mask_url
 
 DEMO_DB = "onecard_demo"
 DEMO_PREFIX = "onecard-demo:"
