@@ -18,11 +18,16 @@ from redis.exceptions import RedisError
 from adapters.core_fsi import FsiCore
 from adapters.core_guard import GuardedCore
 from adapters.pg_blacklist import load_world, prune_changes
+from adapters.pg_claims import PgJournal
 from adapters.pg_journal_chain import run_sealer
+from adapters.pg_lists import PgListsOfRecord
 from adapters.pg_migrate import ensure_database, migrate
 from adapters.pg_nodes import NodeLease
 from adapters.pg_pool import RETRYABLE, UNAVAILABLE, Pg, open_pg
-from adapters.pg_store import PgStore
+from adapters.pg_registry import PgRegistry
+from adapters.pg_reversal_queue import PgReversalQueue
+from adapters.pg_settlements import PgSettlements
+from adapters.system_clock import SystemClock
 from blacklist_cache.follower import Follower
 from blacklist_cache.local import LocalBlacklist
 from blacklist_cache.publisher import Publisher, sync_once
@@ -204,8 +209,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             app[FEED_NUDGE] = publisher.nudge
             deps = Deps(
                 settings=s,
-                tz=ZoneInfo(s.timezone),
-                store=PgStore(pg, batch_slots=s.journal_batch_slots, batch_max=s.journal_batch_max),
+                clock=SystemClock(ZoneInfo(s.timezone)),
+                registry=PgRegistry(pg),
+                journal=PgJournal(pg, batch_slots=s.journal_batch_slots, batch_max=s.journal_batch_max),
+                settlements=PgSettlements(pg),
+                reversals=PgReversalQueue(pg),
+                lists_of_record=PgListsOfRecord(pg),
                 lists=lookup,
                 blacklist=local,
                 core=core,

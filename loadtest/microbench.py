@@ -25,9 +25,9 @@ from typing import Any
 import orjson
 
 from gateway.domain.envelope import parse_envelope
-from gateway.domain.inputs import mac_amount, parse_input
 from gateway.domain.keys import DEV_KEYS, CardKeyCache, MasterKeys
 from gateway.domain.security import verify
+from gateway.domain.txtypes import mac_amount, parse_input
 from loadtest.terminal import CALL_SERVICE, SimCard, Terminal
 from rules.params import Policy
 from rules.pricing import PricedLine

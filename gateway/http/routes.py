@@ -56,7 +56,7 @@ def _too_large(request: web.Request, limit: int, t0: float) -> web.Response:
         now,
         now,
     )
-    gw.d.metrics.requests.labels("????", ResultCode.TOO_LARGE.value).inc()
+    request.app[METRICS].requests.labels("????", ResultCode.TOO_LARGE.value).inc()
     us = int((time.perf_counter() - t0) * 1e6)
     # The unread body stays on the socket: close the connection rather than drain up to gigabytes.
     return web.Response(
