@@ -49,7 +49,7 @@ def _not_modified(request: web.Request, etag: str) -> web.Response | None:
 
 
 @distribution_routes.get("/blacklist/delta")
-async def delta(request: web.Request) -> web.Response:
+async def delta(request: web.Request) -> web.StreamResponse:
     """Changes since a version, or the full list when the log no longer reaches back or is larger."""
     if (denied := await _signed_in(request)) is not None:
         return denied

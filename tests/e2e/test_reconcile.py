@@ -176,7 +176,7 @@ async def _cli(dsn: str, *extra: str) -> tuple[int, str, str]:
     """`onecard reconcile` for today at the private pharmacy, as a subprocess (the core runs in this loop)."""
     day = shanghai_today().isoformat()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "reconcile", "--institution", CODE, "--from", day, "--to", day, *extra,
+        sys.executable, "-m", "onecard", "reconcile", "--institution", CODE, "--from", day, "--to", day, *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "ONECARD_PG_DSN": dsn},
     )  # fmt: skip
