@@ -175,7 +175,7 @@ def _date(text: str) -> date:
 def _journal_verify(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
-    from adapters.pg_journal_chain import verify
+    from adapters.pg_journal_verify import verify
     from adapters.pg_pool import open_pg_for
     from gateway.settings import load_settings
 

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import pytest
 
-from adapters.pg_journal_chain import chain_hash
+from adapters.journal_codec import chain_hash
 from gateway.domain.inputs import StatementDetail
 from gateway.domain.reconcile import (
     AMOUNT_MISMATCH,

@@ -14,7 +14,9 @@ import asyncpg
 import orjson
 import pytest
 
-from adapters.pg_journal_chain import chain_hash, encode_row, seal_once, verify
+from adapters.journal_codec import chain_hash, encode_row
+from adapters.pg_journal_chain import seal_once
+from adapters.pg_journal_verify import verify
 from adapters.pg_store import PgStore
 from gateway.domain.journal import Claimed
 
