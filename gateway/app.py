@@ -38,9 +38,10 @@ from gateway.domain.keys import CardKeyCache
 from gateway.exits import DependencyDown, redis_down
 from gateway.http.admin import admin_routes
 from gateway.http.distribution import distribution_routes
+from gateway.http.errors import error_middleware
 from gateway.http.feeds import FEED_AFTER_COMMIT, FEED_NUDGE, feed_routes
 from gateway.http.metrics import Metrics
-from gateway.http.routes import dependency_middleware, latency_middleware, routes
+from gateway.http.routes import latency_middleware, routes
 from gateway.keys import (
     GATEWAY,
     LIST_LOOKUP,
@@ -83,7 +84,8 @@ def load_reference(settings: Settings, world: dict[str, Any] | None) -> tuple[Po
 def create_app(settings: Settings) -> web.Application:
     """A gateway application; resources are opened on start-up and closed in reverse on clean-up."""
     app = web.Application(
-        middlewares=[latency_middleware, dependency_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[latency_middleware, error_middleware(unavailable=(*UNAVAILABLE, RedisError))],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -11,13 +11,14 @@ import orjson
 from aiohttp import web
 
 from adapters.pg_distribution import card_delta, card_snapshot, current_version
+from gateway.http.errors import json_error
 from gateway.keys import GATEWAY, LOCAL_BLACKLIST, PG_BULK, PG_POOL
 
 distribution_routes = web.RouteTableDef()
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"err_code": code, "err_msg": message}, status=status)
+    return json_error(status, message, code)
 
 
 async def _signed_in(request: web.Request) -> web.Response | None:
@@ -48,7 +49,7 @@ def _not_modified(request: web.Request, etag: str) -> web.Response | None:
 
 
 @distribution_routes.get("/blacklist/delta")
-async def delta(request: web.Request) -> web.Response:
+async def delta(request: web.Request) -> web.StreamResponse:
     """Changes since a version, or the full list when the log no longer reaches back or is larger."""
     if (denied := await _signed_in(request)) is not None:
         return denied

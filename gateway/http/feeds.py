@@ -21,6 +21,7 @@ from aiohttp import web
 
 from adapters.pg_blacklist import EventResult, apply_events
 from gateway.domain.feeds import FeedError, FeedEvent, parse_event, parse_feed_tokens
+from gateway.http.errors import json_error
 from gateway.keys import PG_POOL, SETTINGS
 from onecard.importer import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits, import_stream
 
@@ -37,7 +38,7 @@ _REGION_LEN = 6
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return json_error(status, message)
 
 
 @dataclass(frozen=True, slots=True)

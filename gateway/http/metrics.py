@@ -191,5 +191,5 @@ class Metrics:
             return generate_latest(self.registry)
         self.sample()
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self.multiprocess_dir)
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]  # unannotated upstream
         return generate_latest(registry)

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import pytest
 
-from adapters.pg_journal_chain import chain_hash
+from adapters.journal_codec import chain_hash
 from gateway.domain.inputs import StatementDetail
 from gateway.domain.reconcile import (
     AMOUNT_MISMATCH,
@@ -176,7 +176,7 @@ async def _cli(dsn: str, *extra: str) -> tuple[int, str, str]:
     """`onecard reconcile` for today at the private pharmacy, as a subprocess (the core runs in this loop)."""
     day = shanghai_today().isoformat()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "reconcile", "--institution", CODE, "--from", day, "--to", day, *extra,
+        sys.executable, "-m", "onecard", "reconcile", "--institution", CODE, "--from", day, "--to", day, *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "ONECARD_PG_DSN": dsn},
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """Journal recovery (issue 4): a request claimed by a process that was then killed (journal row PENDING, maybe
 posted at the core, never answered) is completed as -1 CORE_TIMEOUT; for money a reversal is queued in the same
-transaction and driven to DONE. The crash is staged with a real terminal request and the real `PgJournal.claim_with_card`."""
+transaction and driven to DONE. The crash is staged with a real terminal request and the real journal claim."""
 
 from __future__ import annotations
 

@@ -14,8 +14,10 @@ import asyncpg
 import orjson
 import pytest
 
+from adapters.journal_codec import chain_hash, encode_row
 from adapters.pg_claims import PgJournal
-from adapters.pg_journal_chain import chain_hash, encode_row, seal_once, verify
+from adapters.pg_journal_chain import seal_once
+from adapters.pg_journal_verify import verify
 from gateway.domain.journal import Claimed
 
 PG_ADMIN = os.environ.get("ONECARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
