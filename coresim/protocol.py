@@ -25,7 +25,7 @@ from coresim.records import (
     mask_psn_no,
 )
 from coresim.state import CoreState, local_now
-from gateway.domain.money import AmountError, fen_to_wire, yuan_to_fen
+from coresim.yuan import AmountError, fen_of, yuan_number
 
 log = logging.getLogger("coresim")
 
@@ -139,7 +139,7 @@ def _text(obj: dict[str, Any], name: str, *, max_len: int = 30, default: str | N
 
 def _fen(obj: dict[str, Any], name: str) -> int:
     try:
-        return yuan_to_fen(obj.get(name), field=name)
+        return fen_of(obj.get(name), field=name)
     except AmountError as exc:
         raise Refusal("MALFORMED", str(exc)) from None
 
@@ -166,18 +166,18 @@ def _person_out(p: Person) -> dict[str, Any]:
     return {
         "baseinfo": {"psn_no": p.psn_no, "psn_cert_type": "01", "certno": p.certno, "psn_name": p.psn_name,
                      "gend": p.gend, "brdy": p.brdy},
-        "insuinfo": [{"balc": fen_to_wire(p.balance), "insutype": p.insutype, "psn_type": p.psn_type,
+        "insuinfo": [{"balc": yuan_number(p.balance), "insutype": p.insutype, "psn_type": p.psn_type,
                       "psn_insu_stas": "1" if p.active else "2",
                       "paus_insu_rea": None if p.active else p.status,
                       "insuplc_admdvs": p.insuplc_admdvs}],
-        "accuinfo": {"year": p.acc_year, "inscp_ytd": fen_to_wire(p.inscp_ytd),
-                     "fund_paid_ytd": fen_to_wire(p.fund_paid_ytd)},
+        "accuinfo": {"year": p.acc_year, "inscp_ytd": yuan_number(p.inscp_ytd),
+                     "fund_paid_ytd": yuan_number(p.fund_paid_ytd)},
         "version": p.version,
     }  # fmt: skip
 
 
 def _posted_out(r: PostReceipt) -> dict[str, Any]:
-    return {"setlinfo": {"setl_id": r.setl_id, "medins_setl_id": r.msgid, "balc": fen_to_wire(r.balc),
+    return {"setlinfo": {"setl_id": r.setl_id, "medins_setl_id": r.msgid, "balc": yuan_number(r.balc),
                          "version": r.version}}  # fmt: skip
 
 
@@ -186,11 +186,11 @@ def _cancelled_out(r: CancelReceipt) -> dict[str, Any]:
         "setlinfo": {
             "setl_id": r.setl_id,
             "orig_setl_id": r.orig_setl_id,
-            "medfee_sumamt": fen_to_wire(r.medfee_sumamt),
-            "fund_pay_sumamt": fen_to_wire(r.fund_pay_sumamt),
-            "acct_pay": fen_to_wire(r.acct_pay),
-            "psn_cash_pay": fen_to_wire(r.psn_cash_pay),
-            "balc": fen_to_wire(r.balc),
+            "medfee_sumamt": yuan_number(r.medfee_sumamt),
+            "fund_pay_sumamt": yuan_number(r.fund_pay_sumamt),
+            "acct_pay": yuan_number(r.acct_pay),
+            "psn_cash_pay": yuan_number(r.psn_cash_pay),
+            "balc": yuan_number(r.balc),
             "version": r.version,
         }
     }
