@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ import yarl
 from gateway.domain.core import Cancellation, Cancelled, PersonRecord, Posted, Posting, Reversal, Reversed
 from gateway.domain.errors import CoreRejected, CoreTimeout, CoreUnavailable
 from gateway.domain.money import fen_to_wire, yuan_to_fen
+from gateway.domain.reconcile import CoreRecord
 
 CALL_SERVICE = "/fsi/api/rsfComIfsService/callService"
 _CST = timezone(timedelta(hours=8), "CST")  # FSI inf_time is Beijing time
@@ -80,11 +81,15 @@ class FsiCore:
             await self._session.close()
             self._session = None
 
+    def _read_msgid(self) -> str:
+        return f"{self._sender_code}{_now():%Y%m%d%H%M%S}{next(self._seq) % 10000:04d}"
+
     async def person(self, psn_no: str, *, timeout: float) -> PersonRecord:
         """Current state of a person (1101). Raises CoreUnavailable, CoreRejected."""
-        msgid = f"{self._sender_code}{_now():%Y%m%d%H%M%S}{next(self._seq) % 10000:04d}"
         data = {"psn_no": psn_no}
-        return await self._call("1101", msgid, self._sender_code, data, _person, seconds=timeout, write=False)
+        return await self._call(
+            "1101", self._read_msgid(), self._sender_code, data, _person, seconds=timeout, write=False
+        )
 
     async def post_settlement(self, posting: Posting, *, timeout: float) -> Posted:
         """Post a settlement (2207); a retry of the same msgid gets the first receipt.
@@ -126,6 +131,22 @@ class FsiCore:
         data = {"psn_no": reversal.psn_no, "omsgid": reversal.omsgid, "oinfno": reversal.oinfno}
         return await self._call(
             "2601", reversal.msgid, reversal.fixmedins_code, data, _reversed, seconds=timeout, write=True
+        )
+
+    async def settlements(self, fixmedins_code: str, begin: date, end: date, *, timeout: float) -> list[CoreRecord]:
+        """The core's settlements of one institution on local dates begin..end, in their current states (3202).
+
+        Sent as infno 3202 with `stmt_begndate`/`stmt_enddate`, the FSI's 医药机构费用结算对明细账 (detail
+        reconciliation) between an institution and the core. In the FSI the institution uploads its details as a
+        9101 file and downloads the core's result with 9102; here the core answers the download side in one JSON
+        reply, `output.details[]`: `medins_setl_id` (the msgid, as the 2207 reply names it), `setl_id`,
+        `fixmedins_code`, `setl_time`, `setl_stas` (POSTED, CANCELLED or REVERSED) and the amounts in yuan.
+
+        Raises CoreUnavailable, CoreRejected.
+        """
+        data = {"stmt_begndate": begin.isoformat(), "stmt_enddate": end.isoformat()}
+        return await self._call(
+            "3202", self._read_msgid(), fixmedins_code, data, _statement, seconds=timeout, write=False
         )
 
     async def _call(
@@ -249,6 +270,26 @@ def _reversed(out: Output) -> Reversed:
     if not isinstance(was_posted, bool):
         raise TypeError("was_posted")
     return Reversed(_str(info, "omsgid"), was_posted)
+
+
+def _statement(out: Output) -> list[CoreRecord]:
+    details = out["details"]
+    if not isinstance(details, list):
+        raise TypeError("details")
+    return [
+        CoreRecord(
+            msgid=_str(d, "medins_setl_id"),
+            setl_id=_str(d, "setl_id"),
+            fixmedins_code=_str(d, "fixmedins_code"),
+            state=_str(d, "setl_stas"),
+            setl_time=_str(d, "setl_time"),
+            medfee_sumamt=_fen(d, "medfee_sumamt"),
+            fund_pay_sumamt=_fen(d, "fund_pay_sumamt"),
+            acct_pay=_fen(d, "acct_pay"),
+            psn_cash_pay=_fen(d, "psn_cash_pay"),
+        )
+        for d in details
+    ]
 
 
 def _now() -> datetime:

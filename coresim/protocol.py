@@ -1,4 +1,4 @@
-"""callService: the FSI-style envelope of the simulated core (infnos 1101, 2207/2102, 2208/2103, 2601).
+"""callService: the FSI-style envelope of the simulated core (infnos 1101, 2207/2102, 2208/2103, 2601, 3202).
 
 Request ``{"infno", "msgid", "fixmedins_code", "inf_time", "input": {"data": {...}}}``; reply
 ``{"infcode": 0 | -2 | -1, "err_code", "err_msg", "output"}``. Amounts are yuan JSON numbers.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -22,12 +23,15 @@ from coresim.records import (
     PostRequest,
     Refusal,
     ReverseRequest,
+    Settlement,
     mask_psn_no,
 )
 from coresim.state import CoreState, local_now
 from coresim.yuan import AmountError, fen_of, yuan_number
 
 log = logging.getLogger("coresim")
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 Reply = dict[str, Any]
 
@@ -117,6 +121,8 @@ def dispatch(state: CoreState, envelope: object) -> Reply:
             done = state.reverse(msgid, rvs)
             out = {"omsgid": done.omsgid, "oinfno": done.oinfno, "was_posted": done.was_posted}
             return _reply(0, None, None, {"data": {**out, "rvs_stas": "1"}})
+        if infno == "3202":
+            return _reply(0, None, None, _statement_out(state, fixmedins_code, data))
         raise Refusal("UNSUPPORTED_INFNO", "infno not supported by the core")
     except Refusal as refusal:
         return _reply(-2, refusal.code, refusal.message)
@@ -134,6 +140,13 @@ def _text(obj: dict[str, Any], name: str, *, max_len: int = 30, default: str | N
     value = obj.get(name, default)
     if not isinstance(value, str) or not 0 < len(value) <= max_len:
         raise Refusal("MALFORMED", f"{name} must be a string of 1 to {max_len} characters")
+    return value
+
+
+def _date(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise Refusal("MALFORMED", f"{name} must be a date YYYY-MM-DD")
     return value
 
 
@@ -193,4 +206,28 @@ def _cancelled_out(r: CancelReceipt) -> dict[str, Any]:
             "balc": yuan_number(r.balc),
             "version": r.version,
         }
+    }
+
+
+def _statement_out(state: CoreState, fixmedins_code: str, data: dict[str, Any]) -> dict[str, Any]:
+    """3202: the institution's settlements on stmt_begndate..stmt_enddate, in their current states."""
+    first, last = _date(data, "stmt_begndate"), _date(data, "stmt_enddate")
+    if last < first:
+        raise Refusal("MALFORMED", "stmt_enddate is before stmt_begndate")
+    return {"details": [_detail_out(s) for s in state.statement(fixmedins_code, first, last)]}
+
+
+def _detail_out(s: Settlement) -> dict[str, Any]:
+    r = s.request
+    return {
+        "medins_setl_id": s.msgid,  # the sender's msgid, as the 2207 reply names it
+        "setl_id": s.setl_id,
+        "fixmedins_code": r.fixmedins_code,
+        "infno": r.infno,
+        "setl_time": r.setl_time,
+        "setl_stas": s.state.value,
+        "medfee_sumamt": yuan_number(r.medfee_sumamt),
+        "fund_pay_sumamt": yuan_number(r.fund_pay_sumamt),
+        "acct_pay": yuan_number(r.acct_pay),
+        "psn_cash_pay": yuan_number(r.psn_cash_pay),
     }
