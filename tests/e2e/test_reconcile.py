@@ -75,9 +75,9 @@ class TestReconcile:
         return st
 
     async def _report(self, settings, core_url):
-        core = await fetch_core_ledger(core_url)
+        day = shanghai_today()
+        core = await fetch_core_ledger(core_url, CODE, day, day)
         async with asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2) as pool:
-            day = shanghai_today()
             return await reconcile(pool, CODE, day, day, tz=TZ, core=core)
 
     async def test_balanced_against_core(self, own, settings, core_url):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 from gateway.domain.core import Cancellation, Cancelled, PersonRecord, Posted, Posting, Reversal, Reversed
 from gateway.domain.errors import CoreRejected
+from gateway.domain.reconcile import CoreRecord
 from gateway.ports import InsuranceCore
 
 
@@ -65,6 +67,24 @@ class InMemoryCore:
         self._maybe_fail("reverse")
         self.reversed.append(reversal)
         return Reversed(reversal.omsgid, any(p.msgid == reversal.omsgid for p in self.posted.values()))
+
+    async def settlements(self, fixmedins_code: str, begin: date, end: date, *, timeout: float) -> list[CoreRecord]:
+        self._maybe_fail("settlements")
+        return [
+            CoreRecord(
+                p.msgid,
+                setl_id,
+                p.fixmedins_code,
+                "CANCELLED" if setl_id in self.cancelled else "POSTED",
+                p.setl_time,
+                p.medfee_sumamt,
+                p.fund_pay_sumamt,
+                p.acct_pay,
+                p.psn_cash_pay,
+            )
+            for setl_id, p in self.posted.items()
+            if p.fixmedins_code == fixmedins_code and begin.isoformat() <= p.setl_time[:10] <= end.isoformat()
+        ]
 
     async def close(self) -> None:
         return None
