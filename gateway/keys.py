@@ -9,11 +9,12 @@ from aiohttp import web
 from adapters.pg_nodes import NodeLease
 from adapters.pg_pool import Pg
 from blacklist_cache.local import LocalBlacklist
-from blacklist_cache.redis_layout import RedisBlacklist
+from blacklist_cache.redis_blacklist import RedisBlacklist
 from blacklist_cache.redis_lookup import RedisLookup
 from gateway.domain.keys import MasterKeys
 from gateway.http.metrics import Metrics
 from gateway.pipeline.service import Gateway
+from gateway.ports.blacklist import DistributionReads, FeedWriter
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -27,3 +28,6 @@ MASTER_KEYS = web.AppKey("master_keys", MasterKeys)
 STATUS = web.AppKey("status", dict[str, Any])
 REDIS_BLACKLIST = web.AppKey("redis_blacklist", RedisBlacklist)
 LOCAL_BLACKLIST = web.AppKey("local_blacklist", LocalBlacklist)
+FEED_WRITER: web.AppKey[FeedWriter] = web.AppKey("feed_writer")  # feed batches and imports: FEED_BATCH_S deadline
+LIST_WRITER: web.AppKey[FeedWriter] = web.AppKey("list_writer")  # single admin changes: the request deadline
+DISTRIBUTION: web.AppKey[DistributionReads] = web.AppKey("distribution")  # what terminals download
