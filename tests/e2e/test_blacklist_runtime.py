@@ -39,7 +39,7 @@ async def second_gateway(settings) -> AsyncIterator[str]:
         "ONECARD_REDIS_PREFIX": settings.redis_prefix, "ONECARD_ADMIN_TOKEN": "other-token",
     }  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--dev", "--port", str(port), "--core-url", settings.core_url,
+        sys.executable, "-m", "onecard", "serve", "--dev", "--port", str(port), "--core-url", settings.core_url,
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
