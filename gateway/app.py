@@ -55,7 +55,6 @@ from gateway.keys import (
     NODE,
     PG_BULK,
     PG_POOL,
-    REDIS_BLACKLIST,
     SETTINGS,
     STATUS,
 )
@@ -211,7 +210,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             app[PG_BULK] = pg.bulk
             app[NODE] = lease
             app[LIST_LOOKUP] = lookup
-            app[REDIS_BLACKLIST] = redis_bl
             app[LOCAL_BLACKLIST] = local
             app[FEED_WRITER] = PgFeedWriter(pg.with_timeout(FEED_BATCH_S))
             app[LIST_WRITER] = PgFeedWriter(pg)

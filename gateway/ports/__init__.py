@@ -1,8 +1,28 @@
 """Ports: the gateway's view of what it depends on, one module per role. Implementations live in adapters/ and
 blacklist_cache/; fakes of them in tests/fakes/."""
 
-from gateway.ports.blacklist import BlacklistCache, ListLookup
+from gateway.ports.blacklist import (
+    BlacklistCache,
+    CacheFreshness,
+    ChangeLog,
+    DistributionReads,
+    FeedWriter,
+    ListLookup,
+    ListsOfRecord,
+    ReadyListLookup,
+)
 from gateway.ports.core import InsuranceCore
 from gateway.ports.store import Store
 
-__all__ = ["BlacklistCache", "InsuranceCore", "ListLookup", "Store"]
+__all__ = [
+    "BlacklistCache",
+    "CacheFreshness",
+    "ChangeLog",
+    "DistributionReads",
+    "FeedWriter",
+    "InsuranceCore",
+    "ListLookup",
+    "ListsOfRecord",
+    "ReadyListLookup",
+    "Store",
+]

@@ -26,6 +26,29 @@ class ListLookup(Protocol):
         ...
 
 
+class ReadyListLookup(ListLookup, Protocol):
+    """A `ListLookup` that also says whether it holds the lists at all (readiness: `/readyz`)."""
+
+    async def is_loaded(self) -> bool:
+        """True while the lists are loaded where the lookups read them."""
+        ...
+
+
+class CacheFreshness(Protocol):
+    """What readiness and distribution read of the in-process cache: the version it applied, and whether it is
+    confirmed current within its staleness bound."""
+
+    @property
+    def version(self) -> int | None:
+        """The version applied; None while not loaded."""
+        ...
+
+    @property
+    def current(self) -> bool:
+        """True when loaded and confirmed within the staleness bound."""
+        ...
+
+
 class BlacklistCache(Protocol):
     """The in-process blacklist (`blacklist_cache.local.LocalBlacklist`): clears without a round trip."""
 
