@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from blacklist_cache.fingerprint import card_field, fingerprint, person_field
 from blacklist_cache.local import LocalBlacklist
-from gateway.ports.blacklist import ChangeLog, ListName, ListsOfRecord
+from gateway.ports.blacklist import ChangeLog, ListName, ListSnapshots
 
 log = logging.getLogger("onecard.blacklist")
 
@@ -41,7 +41,7 @@ class Follower:
         self,
         local: LocalBlacklist,
         changes: ChangeLog,
-        lists: ListsOfRecord,
+        lists: ListSnapshots,
         redis: Redis,
         stream_key: str,
         decode_ops: DecodeOps,

@@ -1,5 +1,5 @@
 """The blacklist in Redis (layout: `blacklist_cache.redis_scripts`): reads, and following the change log of
-PostgreSQL, which it reaches only through the `ChangeLog` and `ListsOfRecord` ports. Rebuilds are in
+PostgreSQL, which it reaches only through the `ChangeLog` and `ListSnapshots` ports. Rebuilds are in
 `blacklist_cache.redis_rebuild`."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from blacklist_cache.errors import BlacklistUnloaded, RebuildInterrupted
 from blacklist_cache.redis_codec import MEAN_BUCKET, encode_ops, field_of, hi, reason_code, reason_int
 from blacklist_cache.redis_scripts import APPLY, LOAD, LOCK_FREE, LOCK_KEEP, LOOKUP, SWITCH, UNLOAD
 from gateway.domain.feeds import LoggedChange
-from gateway.ports.blacklist import ChangeLog, ListsOfRecord
+from gateway.ports.blacklist import ChangeLog, ListSnapshots
 
 log = logging.getLogger("onecard.blacklist")
 
@@ -29,7 +29,7 @@ class RedisBlacklist:
     `changes` and `lists` are PostgreSQL's change log and lists of record (give them the bulk deadline).
     """
 
-    def __init__(self, redis: Redis, prefix: str, changes: ChangeLog, lists: ListsOfRecord) -> None:
+    def __init__(self, redis: Redis, prefix: str, changes: ChangeLog, lists: ListSnapshots) -> None:
         self.redis = redis
         self.prefix = prefix
         self.changes = changes

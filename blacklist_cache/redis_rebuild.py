@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from blacklist_cache.errors import RebuildInterrupted
 from blacklist_cache.fingerprint import fingerprint
 from blacklist_cache.redis_codec import bits_for, field_of, reason_int
-from gateway.ports.blacklist import ListName, ListsSnapshot
+from gateway.ports.blacklist import ListName, ListSnapshot
 
 if TYPE_CHECKING:
     from blacklist_cache.redis_blacklist import RedisBlacklist
@@ -73,7 +73,7 @@ async def _build(bl: RedisBlacklist, gen: int, stage: str, token: str) -> None:
     log.info("blacklist generation %d built at version %d: %d cards, %d persons", gen, version, *added)
 
 
-async def _load_list(bl: RedisBlacklist, snap: ListsSnapshot, list_: ListName, into: tuple[int, int, str, str]) -> int:
+async def _load_list(bl: RedisBlacklist, snap: ListSnapshot, list_: ListName, into: tuple[int, int, str, str]) -> int:
     """Stream one list into its buckets; one load script call in flight while reading on."""
     gen, bits, stage, token = into
     base = f"{bl.base}{gen}:{list_.lower()}:"

@@ -22,7 +22,7 @@ from adapters.pg_changelog import PgChangeLog
 from adapters.pg_distribution import PgDistribution
 from adapters.pg_feed_writer import PgFeedWriter
 from adapters.pg_journal_chain import run_sealer
-from adapters.pg_lists import PgLists
+from adapters.pg_list_snapshots import PgListSnapshots
 from adapters.pg_migrate import ensure_database, migrate
 from adapters.pg_nodes import NodeLease
 from adapters.pg_pool import RETRYABLE, UNAVAILABLE, open_pg, open_pg_for
@@ -195,14 +195,14 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         try:
             lookup = RedisLookup(redis, s.redis_prefix, s.redis_timeout_s)
             bulk_log = PgChangeLog(pg.bulk)
-            redis_bl = RedisBlacklist(redis, s.redis_prefix, bulk_log, PgLists(pg.bulk))
+            redis_bl = RedisBlacklist(redis, s.redis_prefix, bulk_log, PgListSnapshots(pg.bulk))
             try:
                 await sync_once(redis_bl)
             except (*UNAVAILABLE, RedisError, RebuildInterrupted) as exc:  # the publisher retries; PostgreSQL answers
                 log.warning("blacklist not in Redis at start-up (%s): the publisher retries", type(exc).__name__)
             local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)
             follower = Follower(
-                local, PgChangeLog(pg), PgLists(pg.bulk), redis, redis_bl.stream_key, decode_ops,
+                local, PgChangeLog(pg), PgListSnapshots(pg.bulk), redis, redis_bl.stream_key, decode_ops,
                 retryable=RETRYABLE, block_ms=int(min(500, s.redis_timeout_s * 500)),
             )  # fmt: skip
             app[METRICS].watch_blacklist(local)

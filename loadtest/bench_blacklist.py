@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from adapters.pg_changelog import PgChangeLog, current_version
 from adapters.pg_feed_writer import set_card_entry
-from adapters.pg_lists import PgLists
+from adapters.pg_list_snapshots import PgListSnapshots
 from adapters.pg_migrate import create_database, migrate
 from adapters.pg_pool import RETRYABLE, Pg
 from blacklist_cache.follower import Follower
@@ -116,7 +116,7 @@ def _pg(pool: asyncpg.Pool[asyncpg.Record]) -> Pg:
 
 
 def _follower(local: LocalBlacklist, pg: Pg, redis: Redis, bl: RedisBlacklist) -> Follower:
-    return Follower(local, PgChangeLog(pg), PgLists(pg), redis, bl.stream_key, decode_ops, retryable=RETRYABLE)
+    return Follower(local, PgChangeLog(pg), PgListSnapshots(pg), redis, bl.stream_key, decode_ops, retryable=RETRYABLE)
 
 
 async def propagation(
@@ -164,7 +164,7 @@ async def follow(dsn: str, redis_url: str, prefix: str) -> None:
     redis = Redis.from_url(redis_url)
     local = LocalBlacklist()
     pg = _pg(pool)
-    bl = RedisBlacklist(redis, prefix, PgChangeLog(pg), PgLists(pg))
+    bl = RedisBlacklist(redis, prefix, PgChangeLog(pg), PgListSnapshots(pg))
     follower = _follower(local, pg, redis, bl)
     task = asyncio.create_task(follower.run())
     while local.version is None:  # noqa: ASYNC110 - a benchmark's child waiting for its first load
@@ -197,7 +197,7 @@ async def one_size(admin: str, redis_url: str, n: int, lookups_n: int, events: i
         await conn.close()
         pg_s, sample = await load_pg(pool, n, seed=n)
         pg = _pg(pool)
-        bl = RedisBlacklist(redis, prefix, PgChangeLog(pg), PgLists(pg))
+        bl = RedisBlacklist(redis, prefix, PgChangeLog(pg), PgListSnapshots(pg))
         before = await _used_memory(redis)
         t0 = time.perf_counter()
         await bl.rebuild()

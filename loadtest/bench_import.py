@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from adapters.pg_changelog import PgChangeLog, current_version
 from adapters.pg_feed_writer import PgFeedWriter
-from adapters.pg_lists import PgLists
+from adapters.pg_list_snapshots import PgListSnapshots
 from adapters.pg_migrate import create_database, migrate
 from adapters.pg_pool import Pg
 from blacklist_cache.redis_blacklist import RedisBlacklist
@@ -79,7 +79,7 @@ async def run(n: int, batch: int, redis_url: str | None) -> dict[str, float | in
             redis_bl = None
             if redis_url:
                 redis = Redis.from_url(redis_url)
-                redis_bl = RedisBlacklist(redis, f"onecard-impbench-{name}:", PgChangeLog(pool), PgLists(pool))
+                redis_bl = RedisBlacklist(redis, f"onecard-impbench-{name}:", PgChangeLog(pool), PgListSnapshots(pool))
             if redis_bl is not None:
                 await redis_bl.rebuild()
             t0 = time.perf_counter()

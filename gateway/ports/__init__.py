@@ -8,7 +8,7 @@ from gateway.ports.blacklist import (
     DistributionReads,
     FeedWriter,
     ListLookup,
-    ListsOfRecord,
+    ListSnapshots,
     ReadyListLookup,
 )
 from gateway.ports.core import InsuranceCore
@@ -22,7 +22,7 @@ __all__ = [
     "FeedWriter",
     "InsuranceCore",
     "ListLookup",
-    "ListsOfRecord",
+    "ListSnapshots",
     "ReadyListLookup",
     "Store",
 ]

@@ -77,7 +77,7 @@ class ChangeLog(Protocol):
         ...
 
 
-class ListsSnapshot(Protocol):
+class ListSnapshot(Protocol):
     """Both lists as of one version, read consistently while the snapshot is open."""
 
     @property
@@ -99,10 +99,10 @@ class ListsSnapshot(Protocol):
         ...
 
 
-class ListsOfRecord(Protocol):
-    """The blacklists of record, read whole (PostgreSQL: `adapters.pg_lists.PgLists`)."""
+class ListSnapshots(Protocol):
+    """The blacklists of record, read whole (PostgreSQL: `adapters.pg_list_snapshots.PgListSnapshots`)."""
 
-    def snapshot(self) -> AbstractAsyncContextManager[ListsSnapshot]:
+    def snapshot(self) -> AbstractAsyncContextManager[ListSnapshot]:
         """A consistent read of both lists and their version."""
         ...
 

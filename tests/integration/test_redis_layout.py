@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from adapters.pg_changelog import PgChangeLog
-from adapters.pg_lists import PgLists
+from adapters.pg_list_snapshots import PgListSnapshots
 from adapters.pg_migrate import migrate
 from adapters.pg_pool import RETRYABLE, Pg
 from blacklist_cache.errors import BlacklistUnloaded, RebuildInterrupted
@@ -78,10 +78,10 @@ def person(rng: random.Random) -> str:
     return f"330200{rng.randrange(10**8):08d}{rng.randrange(10**6):06d}"
 
 
-def record(pool: asyncpg.Pool) -> tuple[PgChangeLog, PgLists]:
+def record(pool: asyncpg.Pool) -> tuple[PgChangeLog, PgListSnapshots]:
     """The change log and lists of record of the scratch database, as the gateway wires them (bulk deadline)."""
     pg = Pg(pool, timeout_s=60.0)
-    return PgChangeLog(pg), PgLists(pg)
+    return PgChangeLog(pg), PgListSnapshots(pg)
 
 
 def layout(redis: Redis, prefix: str, pool: asyncpg.Pool) -> RedisBlacklist:

@@ -16,8 +16,8 @@ from gateway.ports.blacklist import ListName
 _TABLES: dict[ListName, tuple[str, str]] = {"C": ("blacklist_cards", "card_sn"), "P": ("blacklist_persons", "psn_no")}
 
 
-class PgListsSnapshot:
-    """`gateway.ports.blacklist.ListsSnapshot` on one connection inside its read-only transaction."""
+class PgListSnapshot:
+    """`gateway.ports.blacklist.ListSnapshot` on one connection inside its read-only transaction."""
 
     def __init__(self, conn: asyncpg.Connection[asyncpg.Record], version: int) -> None:
         self.conn = conn
@@ -46,14 +46,14 @@ class PgListsSnapshot:
         await self.conn.copy_from_query(f"SELECT {key} FROM {table}", output=sink)  # noqa: S608
 
 
-class PgLists:
-    """`gateway.ports.ListsOfRecord` on PostgreSQL; give it the bulk deadline (a snapshot of millions of keys)."""
+class PgListSnapshots:
+    """`gateway.ports.ListSnapshots` on PostgreSQL; give it the bulk deadline (a snapshot of millions of keys)."""
 
     def __init__(self, pg: Pg) -> None:
         self.pg = pg
 
     @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[PgListsSnapshot]:
+    async def snapshot(self) -> AsyncIterator[PgListSnapshot]:
         """A consistent read of both lists and their version."""
         async with self.pg.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            yield PgListsSnapshot(conn, await read_version(conn))
+            yield PgListSnapshot(conn, await read_version(conn))
