@@ -8,9 +8,9 @@ answer is `CoreTimeout` for writes (the core may have acted) and `CoreUnavailabl
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -18,14 +18,15 @@ import aiohttp
 import orjson
 import yarl
 
+from adapters import core_fsi_wire as wire
 from gateway.domain.core import Cancellation, Cancelled, PersonRecord, Posted, Posting, Reversal, Reversed
 from gateway.domain.errors import CoreRejected, CoreTimeout, CoreUnavailable
-from gateway.domain.money import fen_to_wire, yuan_to_fen
+from gateway.domain.money import fen_to_wire
+from gateway.domain.reconcile import CoreRecord
 
 CALL_SERVICE = "/fsi/api/rsfComIfsService/callService"
 _CST = timezone(timedelta(hours=8), "CST")  # FSI inf_time is Beijing time
 _T = TypeVar("_T")
-Output = Mapping[str, Any]
 
 
 class _BadReply(Exception):
@@ -80,11 +81,15 @@ class FsiCore:
             await self._session.close()
             self._session = None
 
+    def _read_msgid(self) -> str:
+        return f"{self._sender_code}{_now():%Y%m%d%H%M%S}{next(self._seq) % 10000:04d}"
+
     async def person(self, psn_no: str, *, timeout: float) -> PersonRecord:
         """Current state of a person (1101). Raises CoreUnavailable, CoreRejected."""
-        msgid = f"{self._sender_code}{_now():%Y%m%d%H%M%S}{next(self._seq) % 10000:04d}"
         data = {"psn_no": psn_no}
-        return await self._call("1101", msgid, self._sender_code, data, _person, seconds=timeout, write=False)
+        return await self._call(
+            "1101", self._read_msgid(), self._sender_code, data, wire.person, seconds=timeout, write=False
+        )
 
     async def post_settlement(self, posting: Posting, *, timeout: float) -> Posted:
         """Post a settlement (2207); a retry of the same msgid gets the first receipt.
@@ -103,7 +108,7 @@ class FsiCore:
             "setl_time": posting.setl_time,
         }
         return await self._call(
-            "2207", posting.msgid, posting.fixmedins_code, data, _posted, seconds=timeout, write=True
+            "2207", posting.msgid, posting.fixmedins_code, data, wire.posted, seconds=timeout, write=True
         )
 
     async def cancel_settlement(self, cancel: Cancellation, *, timeout: float) -> Cancelled:
@@ -115,7 +120,7 @@ class FsiCore:
             "infno": cancel.infno,
         }
         return await self._call(
-            "2208", cancel.msgid, cancel.fixmedins_code, data, _cancelled, seconds=timeout, write=True
+            "2208", cancel.msgid, cancel.fixmedins_code, data, wire.cancelled, seconds=timeout, write=True
         )
 
     async def reverse(self, reversal: Reversal, *, timeout: float) -> Reversed:
@@ -125,7 +130,23 @@ class FsiCore:
         """
         data = {"psn_no": reversal.psn_no, "omsgid": reversal.omsgid, "oinfno": reversal.oinfno}
         return await self._call(
-            "2601", reversal.msgid, reversal.fixmedins_code, data, _reversed, seconds=timeout, write=True
+            "2601", reversal.msgid, reversal.fixmedins_code, data, wire.reversal, seconds=timeout, write=True
+        )
+
+    async def settlements(self, fixmedins_code: str, begin: date, end: date, *, timeout: float) -> list[CoreRecord]:
+        """The core's settlements of one institution on local dates begin..end, in their current states (3202).
+
+        Sent as infno 3202 with `stmt_begndate`/`stmt_enddate`, the FSI's 医药机构费用结算对明细账 (detail
+        reconciliation) between an institution and the core. In the FSI the institution uploads its details as a
+        9101 file and downloads the core's result with 9102; here the core answers the download side in one JSON
+        reply, `output.details[]`: `medins_setl_id` (the msgid, as the 2207 reply names it), `setl_id`,
+        `fixmedins_code`, `setl_time`, `setl_stas` (POSTED, CANCELLED or REVERSED) and the amounts in yuan.
+
+        Raises CoreUnavailable, CoreRejected.
+        """
+        data = {"stmt_begndate": begin.isoformat(), "stmt_enddate": end.isoformat()}
+        return await self._call(
+            "3202", self._read_msgid(), fixmedins_code, data, wire.statement, seconds=timeout, write=False
         )
 
     async def _call(
@@ -134,7 +155,7 @@ class FsiCore:
         msgid: str,
         fixmedins_code: str,
         data: dict[str, Any],
-        parse: Callable[[Output], _T],
+        parse: Callable[[wire.Output], _T],
         *,
         seconds: float,
         write: bool,
@@ -203,71 +224,5 @@ class FsiCore:
             raise CoreUnavailable(f"core {infno}: no usable answer ({what})") from exc
 
 
-# -- wire → domain (raise KeyError/TypeError/ValueError on a malformed output) ---------------------
-
-
-def _person(out: Output) -> PersonRecord:
-    base, insu, accu = out["baseinfo"], out["insuinfo"][0], out["accuinfo"]
-    return PersonRecord(
-        psn_no=_str(base, "psn_no"),
-        certno=_str(base, "certno"),
-        psn_name=_str(base, "psn_name"),
-        gend=_str(base, "gend"),
-        brdy=_str(base, "brdy"),
-        insutype=_str(insu, "insutype"),
-        psn_type=_str(insu, "psn_type"),
-        insuplc_admdvs=_str(insu, "insuplc_admdvs"),
-        balance=_fen(insu, "balc"),
-        inscp_ytd=_fen(accu, "inscp_ytd"),
-        fund_paid_ytd=_fen(accu, "fund_paid_ytd"),
-        version=_int(out, "version"),
-        psn_insu_stas=_str(insu, "psn_insu_stas"),
-    )
-
-
-def _posted(out: Output) -> Posted:
-    info = out["setlinfo"]
-    return Posted(_str(info, "setl_id"), _fen(info, "balc"), _int(info, "version"))
-
-
-def _cancelled(out: Output) -> Cancelled:
-    info = out["setlinfo"]
-    return Cancelled(
-        setl_id=_str(info, "setl_id"),
-        orig_setl_id=_str(info, "orig_setl_id"),
-        medfee_sumamt=_fen(info, "medfee_sumamt"),
-        fund_pay_sumamt=_fen(info, "fund_pay_sumamt"),
-        acct_pay=_fen(info, "acct_pay"),
-        psn_cash_pay=_fen(info, "psn_cash_pay"),
-        balc=_fen(info, "balc"),
-    )
-
-
-def _reversed(out: Output) -> Reversed:
-    info = out["data"]
-    was_posted = info["was_posted"]
-    if not isinstance(was_posted, bool):
-        raise TypeError("was_posted")
-    return Reversed(_str(info, "omsgid"), was_posted)
-
-
 def _now() -> datetime:
     return datetime.now(_CST)
-
-
-def _str(obj: Output, name: str) -> str:
-    value = obj[name]
-    if not isinstance(value, str):
-        raise TypeError(name)
-    return value
-
-
-def _int(obj: Output, name: str) -> int:
-    value = obj[name]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(name)
-    return value
-
-
-def _fen(obj: Output, name: str) -> int:
-    return yuan_to_fen(obj[name], field=name)  # AmountError is a ValueError

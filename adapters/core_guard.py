@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import TypeVar
 
 from gateway.domain.core import Cancellation, Cancelled, PersonRecord, Posted, Posting, Reversal, Reversed
 from gateway.domain.errors import CoreRejected, CoreTimeout, CoreUnavailable
+from gateway.domain.reconcile import CoreRecord
 from gateway.ports import InsuranceCore
 
 _T = TypeVar("_T")
@@ -75,6 +77,12 @@ class GuardedCore:
     async def reverse(self, reversal: Reversal, *, timeout: float) -> Reversed:
         """Raises CoreUnavailable, CoreTimeout, CoreRejected."""
         return await self._call(lambda: self.inner.reverse(reversal, timeout=timeout), timeout, write=True)
+
+    async def settlements(self, fixmedins_code: str, begin: date, end: date, *, timeout: float) -> list[CoreRecord]:
+        """A read like `person`. Raises CoreUnavailable, CoreRejected."""
+        return await self._call(
+            lambda: self.inner.settlements(fixmedins_code, begin, end, timeout=timeout), timeout, write=False
+        )
 
     async def close(self) -> None:
         """Release the inner adapter's connections."""

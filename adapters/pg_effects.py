@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+import asyncpg
 import orjson
 
+from adapters.pg_pool import Pg
 from gateway.domain.effects import Effect, NewSettlement, QueueReversal, ReleaseDefaultPin, SetSettlementState
 from gateway.domain.registry import Settlement
 
@@ -26,3 +28,10 @@ def effects_json(effects: Sequence[Effect]) -> str:
     """The effects as a JSON array (dates and times in ISO 8601, which PostgreSQL casts back exactly)."""
     # Naive datetimes as UTC, as asyncpg binds them to timestamptz parameters.
     return orjson.dumps([_one(e) for e in effects], option=orjson.OPT_NAIVE_UTC).decode()
+
+
+async def apply_effects(conn: asyncpg.Connection | Pg, effects: Sequence[Effect]) -> None:
+    """Apply effects outside a completion (a reversal closed, a default-PIN reservation given back) through the
+    same `apply_effects()` the journal's completion runs (migration 0006): one implementation, in SQL."""
+    if effects:
+        await conn.execute("SELECT apply_effects($1::jsonb)", effects_json(effects))

@@ -151,7 +151,9 @@ class JournalWriter:
         out: list[ClaimOut] = [ClaimOut(None, None, None)] * len(items)
         todo = list(range(len(items)))
         while todo:
-            round_, later, keys = [], [], set()
+            round_: list[int] = []
+            later: list[int] = []
+            keys: set[tuple[str, str, str]] = set()
             for k in todo:
                 it = items[k]
                 mine = {("m", it.fixmedins_code, it.msgid), ("t", it.psam_no, str(it.tseq))}

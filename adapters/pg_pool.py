@@ -161,7 +161,7 @@ class Pg:
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self.raw.close()
-        except (TimeoutError, *UNAVAILABLE):
+        except UNAVAILABLE:  # TimeoutError (the budget) is an OSError, hence among them
             self.raw.terminate()
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from adapters.pg_pool import Pg
-from adapters.pg_store import settlements_between
+from adapters.pg_settlements import settlements_between
 from gateway.domain.registry import Settlement
 
 

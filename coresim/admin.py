@@ -11,7 +11,7 @@ from coresim.faults import FaultConfig, FaultError
 from coresim.keys import FAULTS, STATE
 from coresim.records import CancelRecord, ReversalRecord, Settlement
 from coresim.world import WorldError, person_to_admin
-from gateway.domain.money import fen_to_yuan
+from coresim.yuan import yuan_text
 
 routes = web.RouteTableDef()
 
@@ -86,11 +86,11 @@ def _settlement(s: Settlement) -> dict[str, Any]:
         "infno": r.infno,
         "psn_no": r.psn_no,
         "setl_time": r.setl_time,
-        "medfee_sumamt": _yuan(r.medfee_sumamt),
-        "inscp_scp_amt": _yuan(r.inscp_scp_amt),
-        "fund_pay_sumamt": _yuan(r.fund_pay_sumamt),
-        "acct_pay": _yuan(r.acct_pay),
-        "psn_cash_pay": _yuan(r.psn_cash_pay),
+        "medfee_sumamt": yuan_text(r.medfee_sumamt),
+        "inscp_scp_amt": yuan_text(r.inscp_scp_amt),
+        "fund_pay_sumamt": yuan_text(r.fund_pay_sumamt),
+        "acct_pay": yuan_text(r.acct_pay),
+        "psn_cash_pay": yuan_text(r.psn_cash_pay),
     }
 
 
@@ -118,10 +118,6 @@ def _reversal(r: ReversalRecord) -> dict[str, Any]:
         "fixmedins_code": r.request.fixmedins_code,
         "psn_no": r.request.psn_no,
     }
-
-
-def _yuan(fen: int) -> str:
-    return str(fen_to_yuan(fen))
 
 
 @routes.get("/sim/faults")

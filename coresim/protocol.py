@@ -1,4 +1,4 @@
-"""callService: the FSI-style envelope of the simulated core (infnos 1101, 2207/2102, 2208/2103, 2601).
+"""callService: the FSI-style envelope of the simulated core (infnos 1101, 2207/2102, 2208/2103, 2601, 3202).
 
 Request ``{"infno", "msgid", "fixmedins_code", "inf_time", "input": {"data": {...}}}``; reply
 ``{"infcode": 0 | -2 | -1, "err_code", "err_msg", "output"}``. Amounts are yuan JSON numbers.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -22,12 +23,15 @@ from coresim.records import (
     PostRequest,
     Refusal,
     ReverseRequest,
+    Settlement,
     mask_psn_no,
 )
 from coresim.state import CoreState, local_now
-from gateway.domain.money import AmountError, fen_to_wire, yuan_to_fen
+from coresim.yuan import AmountError, fen_of, yuan_number
 
 log = logging.getLogger("coresim")
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 Reply = dict[str, Any]
 
@@ -117,6 +121,8 @@ def dispatch(state: CoreState, envelope: object) -> Reply:
             done = state.reverse(msgid, rvs)
             out = {"omsgid": done.omsgid, "oinfno": done.oinfno, "was_posted": done.was_posted}
             return _reply(0, None, None, {"data": {**out, "rvs_stas": "1"}})
+        if infno == "3202":
+            return _reply(0, None, None, _statement_out(state, fixmedins_code, data))
         raise Refusal("UNSUPPORTED_INFNO", "infno not supported by the core")
     except Refusal as refusal:
         return _reply(-2, refusal.code, refusal.message)
@@ -137,9 +143,16 @@ def _text(obj: dict[str, Any], name: str, *, max_len: int = 30, default: str | N
     return value
 
 
+def _date(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise Refusal("MALFORMED", f"{name} must be a date YYYY-MM-DD")
+    return value
+
+
 def _fen(obj: dict[str, Any], name: str) -> int:
     try:
-        return yuan_to_fen(obj.get(name), field=name)
+        return fen_of(obj.get(name), field=name)
     except AmountError as exc:
         raise Refusal("MALFORMED", str(exc)) from None
 
@@ -166,18 +179,18 @@ def _person_out(p: Person) -> dict[str, Any]:
     return {
         "baseinfo": {"psn_no": p.psn_no, "psn_cert_type": "01", "certno": p.certno, "psn_name": p.psn_name,
                      "gend": p.gend, "brdy": p.brdy},
-        "insuinfo": [{"balc": fen_to_wire(p.balance), "insutype": p.insutype, "psn_type": p.psn_type,
+        "insuinfo": [{"balc": yuan_number(p.balance), "insutype": p.insutype, "psn_type": p.psn_type,
                       "psn_insu_stas": "1" if p.active else "2",
                       "paus_insu_rea": None if p.active else p.status,
                       "insuplc_admdvs": p.insuplc_admdvs}],
-        "accuinfo": {"year": p.acc_year, "inscp_ytd": fen_to_wire(p.inscp_ytd),
-                     "fund_paid_ytd": fen_to_wire(p.fund_paid_ytd)},
+        "accuinfo": {"year": p.acc_year, "inscp_ytd": yuan_number(p.inscp_ytd),
+                     "fund_paid_ytd": yuan_number(p.fund_paid_ytd)},
         "version": p.version,
     }  # fmt: skip
 
 
 def _posted_out(r: PostReceipt) -> dict[str, Any]:
-    return {"setlinfo": {"setl_id": r.setl_id, "medins_setl_id": r.msgid, "balc": fen_to_wire(r.balc),
+    return {"setlinfo": {"setl_id": r.setl_id, "medins_setl_id": r.msgid, "balc": yuan_number(r.balc),
                          "version": r.version}}  # fmt: skip
 
 
@@ -186,11 +199,35 @@ def _cancelled_out(r: CancelReceipt) -> dict[str, Any]:
         "setlinfo": {
             "setl_id": r.setl_id,
             "orig_setl_id": r.orig_setl_id,
-            "medfee_sumamt": fen_to_wire(r.medfee_sumamt),
-            "fund_pay_sumamt": fen_to_wire(r.fund_pay_sumamt),
-            "acct_pay": fen_to_wire(r.acct_pay),
-            "psn_cash_pay": fen_to_wire(r.psn_cash_pay),
-            "balc": fen_to_wire(r.balc),
+            "medfee_sumamt": yuan_number(r.medfee_sumamt),
+            "fund_pay_sumamt": yuan_number(r.fund_pay_sumamt),
+            "acct_pay": yuan_number(r.acct_pay),
+            "psn_cash_pay": yuan_number(r.psn_cash_pay),
+            "balc": yuan_number(r.balc),
             "version": r.version,
         }
+    }
+
+
+def _statement_out(state: CoreState, fixmedins_code: str, data: dict[str, Any]) -> dict[str, Any]:
+    """3202: the institution's settlements on stmt_begndate..stmt_enddate, in their current states."""
+    first, last = _date(data, "stmt_begndate"), _date(data, "stmt_enddate")
+    if last < first:
+        raise Refusal("MALFORMED", "stmt_enddate is before stmt_begndate")
+    return {"details": [_detail_out(s) for s in state.statement(fixmedins_code, first, last)]}
+
+
+def _detail_out(s: Settlement) -> dict[str, Any]:
+    r = s.request
+    return {
+        "medins_setl_id": s.msgid,  # the sender's msgid, as the 2207 reply names it
+        "setl_id": s.setl_id,
+        "fixmedins_code": r.fixmedins_code,
+        "infno": r.infno,
+        "setl_time": r.setl_time,
+        "setl_stas": s.state.value,
+        "medfee_sumamt": yuan_number(r.medfee_sumamt),
+        "fund_pay_sumamt": yuan_number(r.fund_pay_sumamt),
+        "acct_pay": yuan_number(r.acct_pay),
+        "psn_cash_pay": yuan_number(r.psn_cash_pay),
     }

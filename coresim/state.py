@@ -58,8 +58,6 @@ class CoreState:
         state.upsert_persons(world.get("persons", []))
         return state
 
-    # -- persons ---------------------------------------------------------------------------------
-
     def upsert_persons(self, raw: object) -> int:
         """Insert or replace persons (world format); all or nothing. Replacing bumps the version."""
         if not isinstance(raw, list):
@@ -82,8 +80,6 @@ class CoreState:
         if person.acc_year != year:
             person.acc_year, person.inscp_ytd, person.fund_paid_ytd = year, 0, 0
         return person
-
-    # -- 2207 / 2102 -----------------------------------------------------------------------------
 
     def post(self, msgid: str, req: PostRequest) -> PostReceipt:
         """Post a settlement once per msgid; a retry with the same content gets the same receipt."""
@@ -115,8 +111,6 @@ class CoreState:
         self.settlements[msgid] = setl
         self._by_setl_id[setl.setl_id] = msgid
         return setl.receipt
-
-    # -- 2208 / 2103 -----------------------------------------------------------------------------
 
     def cancel(self, msgid: str, req: CancelRequest) -> CancelReceipt:
         """Cancel a settlement of the same institution and person, restoring account and accumulators."""
@@ -153,8 +147,6 @@ class CoreState:
         )  # fmt: skip
         self.cancellations[msgid] = CancelRecord(msgid, req, receipt, orig_msgid, _stamp(now))
         return receipt
-
-    # -- 2601 ------------------------------------------------------------------------------------
 
     def reverse(self, msgid: str, req: ReverseRequest) -> ReverseReceipt:
         """Undo the message omsgid whether or not it arrived; idempotent per msgid and per omsgid."""
@@ -205,7 +197,14 @@ class CoreState:
         self.tombstones[req.omsgid] = req
         return False
 
-    # -- helpers ---------------------------------------------------------------------------------
+    def statement(self, fixmedins_code: str, first: str, last: str) -> list[Settlement]:
+        """An institution's settlements with setl_time on dates first..last (YYYY-MM-DD, inclusive), any state,
+        in setl_time then msgid order (3202, the core's side of detail reconciliation)."""
+        found = [
+            s for s in self.settlements.values()
+            if s.request.fixmedins_code == fixmedins_code and first <= s.request.setl_time[:10] <= last
+        ]  # fmt: skip
+        return sorted(found, key=lambda s: (s.request.setl_time, s.msgid))
 
     def _fresh(self, msgid: str) -> None:
         """Refuse a new message whose msgid was reversed before it arrived or names another kind."""

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from coresim.records import Person
-from gateway.domain.money import AmountError, fen_to_yuan, yuan_to_fen
+from coresim.yuan import AmountError, fen_of, yuan_text
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _STATUSES = frozenset({"ACTIVE", "11", "12"})
@@ -43,7 +43,7 @@ def _amount(raw: dict[str, Any], name: str, *, required: bool) -> int:
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise WorldError(f'{name} must be a yuan string such as "1234.56"')
     try:
-        return yuan_to_fen(value, field=name)
+        return fen_of(value, field=name)
     except AmountError as exc:
         raise WorldError(str(exc)) from None
 
@@ -90,9 +90,9 @@ def person_to_admin(person: Person) -> dict[str, Any]:
         "psn_type": person.psn_type,
         "insuplc_admdvs": person.insuplc_admdvs,
         "status": person.status,
-        "balance": str(fen_to_yuan(person.balance)),
-        "inscp_ytd": str(fen_to_yuan(person.inscp_ytd)),
-        "fund_paid_ytd": str(fen_to_yuan(person.fund_paid_ytd)),
+        "balance": yuan_text(person.balance),
+        "inscp_ytd": yuan_text(person.inscp_ytd),
+        "fund_paid_ytd": yuan_text(person.fund_paid_ytd),
         "acc_year": person.acc_year,
         "version": person.version,
     }

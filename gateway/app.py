@@ -19,15 +19,20 @@ from redis.exceptions import RedisError
 from adapters.core_fsi import FsiCore
 from adapters.core_guard import GuardedCore
 from adapters.pg_changelog import PgChangeLog
+from adapters.pg_claims import PgJournal
 from adapters.pg_distribution import PgDistribution
 from adapters.pg_feed_writer import PgFeedWriter
 from adapters.pg_journal_chain import run_sealer
 from adapters.pg_list_snapshots import PgListSnapshots
+from adapters.pg_lists import PgListsOfRecord
 from adapters.pg_migrate import ensure_database, migrate
 from adapters.pg_nodes import NodeLease
 from adapters.pg_pool import RETRYABLE, UNAVAILABLE, open_pg, open_pg_for
-from adapters.pg_store import PgStore
+from adapters.pg_registry import PgRegistry
+from adapters.pg_reversal_queue import PgReversalQueue
+from adapters.pg_settlements import PgSettlements
 from adapters.pg_world import load_world
+from adapters.system_clock import SystemClock
 from blacklist_cache.errors import RebuildInterrupted
 from blacklist_cache.follower import Follower
 from blacklist_cache.local import LocalBlacklist
@@ -40,9 +45,10 @@ from gateway.domain.keys import CardKeyCache
 from gateway.exits import DependencyDown, redis_down
 from gateway.http.admin import admin_routes
 from gateway.http.distribution import distribution_routes
+from gateway.http.errors import error_middleware
 from gateway.http.feeds import FEED_AFTER_COMMIT, FEED_BATCH_S, FEED_NUDGE, feed_routes
 from gateway.http.metrics import Metrics
-from gateway.http.routes import dependency_middleware, latency_middleware, routes
+from gateway.http.routes import latency_middleware, routes
 from gateway.keys import (
     DISTRIBUTION,
     FEED_WRITER,
@@ -88,7 +94,8 @@ def load_reference(settings: Settings, world: dict[str, Any] | None) -> tuple[Po
 def create_app(settings: Settings) -> web.Application:
     """A gateway application; resources are opened on start-up and closed in reverse on clean-up."""
     app = web.Application(
-        middlewares=[latency_middleware, dependency_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[latency_middleware, error_middleware(unavailable=(*UNAVAILABLE, RedisError))],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -227,8 +234,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             app[FEED_NUDGE] = publisher.nudge
             deps = Deps(
                 settings=s,
-                tz=ZoneInfo(s.timezone),
-                store=PgStore(pg, batch_slots=s.journal_batch_slots, batch_max=s.journal_batch_max),
+                clock=SystemClock(ZoneInfo(s.timezone)),
+                registry=PgRegistry(pg),
+                journal=PgJournal(pg, batch_slots=s.journal_batch_slots, batch_max=s.journal_batch_max),
+                settlements=PgSettlements(pg),
+                reversals=PgReversalQueue(pg),
+                lists_of_record=PgListsOfRecord(pg),
                 lists=lookup,
                 blacklist=local,
                 core=core,

@@ -161,9 +161,9 @@ async def check_run(
             )
         elif t.scenario == "cancel" and t.outcome == "OK":
             res.cancels += 1
-            for where, row in (("journal", by_setl_id.get(t.setl_id)), ("core", core_by_setl.get(t.setl_id))):
-                if row is None or row["state"] != "CANCELLED":
-                    res.problem("cancel", f"cancel {t.msgid} acknowledged but the {where} says {row and row['state']}")
+            for where, rec in (("journal", by_setl_id.get(t.setl_id)), ("core", core_by_setl.get(t.setl_id))):
+                if rec is None or rec["state"] != "CANCELLED":
+                    res.problem("cancel", f"cancel {t.msgid} acknowledged but the {where} says {rec and rec['state']}")
         elif t.infno not in _SETTLES and (t.fixmedins_code, t.msgid) in core:
             res.problem("posted_by_non_settlement", f"{t.infno} {t.msgid} left a settlement at the core")
     return res

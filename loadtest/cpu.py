@@ -4,7 +4,7 @@ the gateway, the core simulator, PostgreSQL, Redis, the load generator itself.""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -46,7 +46,7 @@ class CpuMeter:
     command name (e.g. every `postgres` backend, `redis-server`). Processes that exit between snapshots are not
     counted."""
 
-    def __init__(self, trees: dict[str, int], names: dict[str, Iterable[str]], singles: dict[str, int]) -> None:
+    def __init__(self, trees: dict[str, int], names: Mapping[str, Iterable[str]], singles: dict[str, int]) -> None:
         self.trees = trees
         self.singles = singles
         self.names = {group: tuple(n) for group, n in names.items()}

@@ -9,7 +9,7 @@ same traffic. Planning is synchronous and does no I/O.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -106,7 +106,8 @@ class Planner:
 
     def plan(self, scenario: str) -> Action | None:
         """Lease what `scenario` needs and build its request; None when nothing is free right now."""
-        return getattr(self, "_" + scenario)()
+        build: Callable[[], Action | None] = getattr(self, "_" + scenario)
+        return build()
 
     def worth_waiting(self, scenario: str) -> bool:
         """Whether waiting can make `scenario` plannable (False for a cancel while nothing is settled)."""

@@ -139,7 +139,7 @@ async def start_stack(
     core_port, gw_port = free_port(), free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     core_log = workdir / f"core-sim-{run_id}.log"
-    core = _spawn(["gateway", "core-sim", "--port", str(core_port), "--world", str(world_path)], core_log, env)
+    core = _spawn(["onecard", "core-sim", "--port", str(core_port), "--world", str(world_path)], core_log, env)
     exits.callback(_stop, core)
     core_url = f"http://127.0.0.1:{core_port}"
     await _wait_ready(core_url + "/healthz", core, "the core simulator", core_log)
@@ -152,7 +152,7 @@ async def start_stack(
         **(extra_env or {}),
     }
     gw_log = workdir / f"gateway-{run_id}.log"
-    args = ["gateway", "serve", "--port", str(gw_port), "--world", str(world_path), "--dev"]
+    args = ["onecard", "serve", "--port", str(gw_port), "--world", str(world_path), "--dev"]
     if workers != 1:
         args += ["--workers", str(workers)]
     gw = _spawn(args, gw_log, gw_env)

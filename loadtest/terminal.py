@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -112,7 +112,7 @@ class Terminal:
         psam_no: str,
         *,
         region: str | None = None,
-        keys: dict[KeyId, bytes] | None = None,
+        keys: Mapping[KeyId, bytes] | None = None,
         tseq: int = 0,
         tz: tzinfo = SHANGHAI,
         alg: str = "3DES",

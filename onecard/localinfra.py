@@ -100,7 +100,7 @@ async def _pg_answers(dsn: str, seconds: float) -> BaseException | None:
 async def _redis_answers(url: str, seconds: float) -> BaseException | None:
     """None when PING succeeds, else the reason it did not."""
     try:
-        client = aioredis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds)
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds)
     except ValueError as exc:
         return exc
     try:

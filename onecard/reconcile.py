@@ -1,7 +1,8 @@
 """`onecard reconcile`: an institution's settlements over a date range from the journal (SPEC §6.5 totals),
 its open outcomes, and, given the core's URL, the gateway-against-core comparison with every break classified.
 
-The comparisons are gateway.domain.reconcile's, the same code 3201/3202 answer with."""
+The core's side comes through the core port (3202, `InsuranceCore.settlements`); the comparisons are
+gateway.domain.reconcile's, the same code 3201/3202 answer with."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-import aiohttp
 import asyncpg
 import orjson
 
+from adapters.core_fsi import FsiCore
 from adapters.pg_pool import Pg, open_pg_for
 from adapters.pg_reconcile import reversal_states, settlements
+from gateway.domain.errors import CoreRejected, CoreUnavailable
 from gateway.domain.money import fen_to_yuan
 from gateway.domain.reconcile import CoreRecord, core_breaks, core_totals, open_breaks, totals
+from gateway.exits import DependencyDown
+from gateway.ports import InsuranceCore
 from gateway.settings import Settings
+
+_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +61,33 @@ def _yuan_totals(t: dict[str, int]) -> dict[str, Any]:
     return {k: (v if k.endswith("_cnt") else str(fen_to_yuan(v))) for k, v in t.items()}
 
 
-async def fetch_core_ledger(core_url: str, timeout_s: float = 30.0) -> list[CoreRecord]:
-    """The core's settlements (`GET {core_url}/sim/settlements`)."""
-    url = core_url.rstrip("/") + "/sim/settlements"
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s,
-        s.get(url) as resp,
-    ):
-        resp.raise_for_status()
-        ledger = orjson.loads(await resp.read())
-    return [CoreRecord.from_ledger(d) for d in ledger["settlements"]]
+def core_adapter(core_url: str) -> InsuranceCore:
+    """The core the command compares against: the FSI adapter alone, as one call needs no breaker (construction
+    kept here, in one place, until the composition root builds it)."""
+    return FsiCore(core_url, pool_size=2)
+
+
+async def fetch_core_ledger(
+    core_url: str, fixmedins_code: str, begin: date, end: date, timeout_s: float = 30.0
+) -> list[CoreRecord]:
+    """The core's settlements of the institution around local dates begin..end, through the core port.
+
+    A day either side, so that `reconcile` still sees a settlement of ours whose core setl_time is a date off.
+
+    Raises:
+        DependencyDown: the core did not answer, or refused the download.
+    """
+    core = core_adapter(core_url)
+    try:
+        return await core.settlements(fixmedins_code, begin - _DAY, end + _DAY, timeout=timeout_s)
+    except CoreUnavailable as exc:
+        raise DependencyDown(f"the insurance core at {core_url} is unreachable ({exc}): check --core-url") from None
+    except CoreRejected as exc:
+        raise DependencyDown(
+            f"the insurance core at {core_url} refused the settlement download ({exc.reason})"
+        ) from None
+    finally:
+        await core.close()
 
 
 async def reconcile(
@@ -76,7 +99,8 @@ async def reconcile(
     tz: tzinfo,
     core: list[CoreRecord] | None = None,
 ) -> Report:
-    """Reconcile local dates begin..end (inclusive, in `tz`); against the core when its ledger is given."""
+    """Reconcile local dates begin..end (inclusive, in `tz`); against the core when its ledger is given
+    (`fetch_core_ledger`; its records outside the dates count only for msgids the journal has in them)."""
     lo = datetime.combine(begin, time(0), tz)
     hi = datetime.combine(end + timedelta(days=1), time(0), tz)
     rows = await settlements(pool, fixmedins_code, lo, hi)

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import PG_ADMIN, REDIS_URL
 
-ONECARD = [sys.executable, "-m", "gateway"]
+ONECARD = [sys.executable, "-m", "onecard"]
 T = TypeVar("T")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from gateway.domain.registry import Settlement
+from gateway.domain.registry import Settlement, SettlementState
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,7 @@ class SetSettlementState:
 
     fixmedins_code: str
     msgid: str
-    state: str
+    state: SettlementState
     cancel_msgid: str | None = None
     cancel_setl_id: str | None = None
     cancelled_at: datetime | None = None

@@ -14,15 +14,11 @@ from typing import Any
 from gateway.domain.codes import ResultCode
 from gateway.domain.crypto import Alg
 from gateway.domain.errors import Declined
+from gateway.domain.fields import malformed, opt_str, req_int, req_match, req_obj, req_str
+from gateway.domain.txtypes import TXTYPES, TxType
 
-CARD_BEARING = frozenset({"1101", "2206", "2207", "2101", "2102"})
-CARD_LESS = frozenset({"9001", "9002", "2208", "2103", "2601", "3201", "3202"})
-SUPPORTED = CARD_BEARING | CARD_LESS
-SETTLE = frozenset({"2207", "2102"})
-PRESETTLE = frozenset({"2206", "2101"})
-CANCEL = frozenset({"2208", "2103"})
-MONEY = SETTLE | CANCEL | {"2601"}  # what may move money at the core: an unknown outcome owes a reversal
-AMOUNT_BEARING = SETTLE | PRESETTLE
+__all__ = ["Envelope", "SecurityBlock", "malformed", "nul_path", "opt_str", "parse_envelope", "req_match", "req_str"]
+
 
 _DIGITS4 = re.compile(r"[0-9]{4}")
 _REGION = re.compile(r"[0-9]{6}")
@@ -40,67 +36,6 @@ _STRINGS: dict[str, int] = {
     "opter_name": 50,
     "fixmedins_name": 100,
 }
-
-
-def malformed(path: str, problem: str) -> Declined:
-    """A MALFORMED decline whose message names the field."""
-    return Declined(ResultCode.MALFORMED, f"{path}: {problem}")
-
-
-def req_str(obj: dict[str, Any], key: str, path: str, *, max_len: int, min_len: int = 1) -> str:
-    """A required string field with length limits."""
-    if key not in obj or obj[key] is None:
-        raise malformed(f"{path}{key}", "missing")
-    value = obj[key]
-    if not isinstance(value, str):
-        raise malformed(f"{path}{key}", "must be a string")
-    if not min_len <= len(value) <= max_len:
-        raise malformed(f"{path}{key}", f"length must be {min_len}..{max_len}, got {len(value)}")
-    return value
-
-
-def opt_str(obj: dict[str, Any], key: str, path: str, *, max_len: int) -> str | None:
-    """An optional string field (absent, null or empty gives None)."""
-    value = obj.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise malformed(f"{path}{key}", "must be a string")
-    if len(value) > max_len:
-        raise malformed(f"{path}{key}", f"longer than {max_len}")
-    return value
-
-
-def req_match(obj: dict[str, Any], key: str, path: str, pattern: re.Pattern[str], what: str) -> str:
-    """A required string matching a pattern exactly."""
-    value = obj.get(key)
-    if value is None:
-        raise malformed(f"{path}{key}", "missing")
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise malformed(f"{path}{key}", f"must be {what}")
-    return value
-
-
-def req_int(obj: dict[str, Any], key: str, path: str, lo: int, hi: int) -> int:
-    """A required JSON integer within [lo, hi]."""
-    value = obj.get(key)
-    if value is None:
-        raise malformed(f"{path}{key}", "missing")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise malformed(f"{path}{key}", "must be an integer")
-    if not lo <= value <= hi:
-        raise malformed(f"{path}{key}", f"must be in {lo}..{hi}")
-    return value
-
-
-def req_obj(obj: dict[str, Any], key: str, path: str) -> dict[str, Any]:
-    """A required JSON object."""
-    value = obj.get(key)
-    if value is None:
-        raise malformed(f"{path}{key}", "missing")
-    if not isinstance(value, dict):
-        raise malformed(f"{path}{key}", "must be an object")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +85,14 @@ class Envelope:
         return self.inf_time.strftime("%Y%m%d%H%M%S")
 
     @property
+    def tx(self) -> TxType:
+        """The transaction table's entry of this infno."""
+        return TXTYPES[self.infno]
+
+    @property
     def card_bearing(self) -> bool:
         """True for the infnos that carry a card (SPEC §4.1)."""
-        return self.infno in CARD_BEARING
+        return TXTYPES[self.infno].card_bearing
 
 
 def parse_security(raw: dict[str, Any], card_bearing: bool) -> SecurityBlock:
@@ -240,7 +180,8 @@ def parse_envelope(body: object) -> Envelope:
     infno = body.get("infno")
     if not isinstance(infno, str) or not _DIGITS4.fullmatch(infno):
         raise malformed("infno", "must be 4 digits")
-    if infno not in SUPPORTED:
+    tx = TXTYPES.get(infno)
+    if tx is None:
         raise Declined(ResultCode.UNSUPPORTED_INFNO, f"infno {infno} is not a transaction of this gateway")
     fixmedins_code = req_str(body, "fixmedins_code", "", min_len=12, max_len=12)
     msgid = req_match(body, "msgid", "", _MSGID, "30 chars: fixmedins_code(12) + yyyyMMddHHmmss(14) + seq(4)")
@@ -250,7 +191,7 @@ def parse_envelope(body: object) -> Envelope:
         req_str(body, key, "", max_len=max_len)
     mdtrtarea = req_match(body, "mdtrtarea_admvs", "", _REGION, "a 6-digit region code")
     insuplc = body.get("insuplc_admdvs")
-    card_bearing = infno in CARD_BEARING
+    card_bearing = tx.card_bearing
     if insuplc in (None, ""):
         if card_bearing:
             raise malformed("insuplc_admdvs", "required for a card-bearing transaction")
@@ -263,7 +204,7 @@ def parse_envelope(body: object) -> Envelope:
     except ValueError:
         raise malformed("inf_time", "must be yyyy-MM-dd HH:mm:ss") from None
     sign_no = body.get("sign_no")
-    if infno != "9001":
+    if tx.needs_session:
         if sign_no == "":
             sign_no = None  # refused as NOT_SIGNED_IN at the sign-in step, after the envelope
         elif sign_no is not None and (not isinstance(sign_no, str) or len(sign_no) > 30):

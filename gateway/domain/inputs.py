@@ -1,60 +1,29 @@
-"""Per-transaction `input` objects of SPEC §6, parsed into typed values (amounts in fen)."""
+"""Per-transaction `input` objects of SPEC §6 and their parsers, parsed into typed values (amounts in fen).
+Which parser an infno uses is the transaction table's business (`gateway.domain.txtypes`)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from gateway.domain.envelope import (
-    AMOUNT_BEARING,
-    CANCEL,
-    Envelope,
-    malformed,
-    opt_str,
-    req_match,
-    req_obj,
-    req_str,
-)
-from gateway.domain.money import AmountError, Fen, yuan_to_fen
+from gateway.domain.fields import amount, decimal_field, malformed, opt_str, req_match, req_obj, req_str
+from gateway.domain.money import Fen
+from gateway.domain.statement_input import StatementDetail, StatementInput
+
+if TYPE_CHECKING:
+    from gateway.domain.envelope import Envelope
+
+__all__ = ["StatementDetail", "StatementInput"]
 
 _CARD_NO = re.compile(r"[0-9A-Za-z]{9}")
 _MSGID = re.compile(r"[0-9A-Za-z]{12}[0-9]{14}[0-9A-Za-z]{4}")
 _FLAG = re.compile(r"[01]")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 MAX_LINES = 2000
 ZERO = Fen(0)
-
-
-def amount(obj: dict[str, Any], key: str, path: str) -> Fen:
-    """A required amount in yuan (≤ 2 decimals, ≥ 0) as fen."""
-    if key not in obj or obj[key] is None:
-        raise malformed(path + key, "missing")
-    try:
-        return yuan_to_fen(obj[key], field=path + key)
-    except AmountError as exc:
-        raise malformed(path + key, str(exc).removeprefix(path + key + " ")) from None
-
-
-def decimal_field(obj: dict[str, Any], key: str, path: str, *, places: int) -> Decimal:
-    """A required non-negative number with at most `places` decimals."""
-    value = obj.get(key)
-    if value is None:
-        raise malformed(path + key, "missing")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise malformed(path + key, "must be a number")
-    try:
-        dec = Decimal(str(value))
-    except InvalidOperation:
-        raise malformed(path + key, "must be a number") from None
-    if not dec.is_finite() or dec < 0 or dec > Decimal(10) ** 9:
-        raise malformed(path + key, "must be a non-negative number below 10^9")
-    exp = dec.as_tuple().exponent
-    if isinstance(exp, int) and exp < -places:
-        raise malformed(path + key, f"has more than {places} decimals")
-    return dec
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,32 +98,18 @@ class ReverseInput:
 
 
 @dataclass(frozen=True, slots=True)
-class StatementDetail:
-    """One 3202 input.details line as the institution counts it."""
+class EntitlementInput:
+    """2001 input.data (SPEC §6.2.1): may this person settle today, here, for this med_type?"""
 
-    msgid: str
-    setl_id: str | None
-    medfee_sumamt: Fen
-    fund_pay_sumamt: Fen
-    acct_pay: Fen
-    refunded: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StatementInput:
-    """3201/3202 input: the institution's totals for a date range, plus details for 3202."""
-
-    setl_optins: str
-    begin: date
-    end: date
-    medfee_sumamt: Fen
-    fund_pay_sumamt: Fen
-    acct_pay: Fen
-    setl_cnt: int
-    details: tuple[StatementDetail, ...] | None
+    psn_no: str = field(repr=False)
+    insutype: str
+    med_type: str
+    begntime: datetime
+    card_no: str = field(repr=False)
+    card_sn: str = field(repr=False)
 
 
-Input = SignIn | SignOut | PersonQuery | SettleInput | CancelInput | ReverseInput | StatementInput
+Input = SignIn | SignOut | PersonQuery | EntitlementInput | SettleInput | CancelInput | ReverseInput | StatementInput
 
 
 def _cert(data: dict[str, Any], card_sn_block: str | None) -> tuple[str, str]:
@@ -195,116 +150,86 @@ def _items(inp: dict[str, Any]) -> tuple[FeeItem, ...]:
     return tuple(items)
 
 
-def _statement(env: Envelope) -> StatementInput:
-    data = req_obj(env.input, "data", "input.")
-    p = "input.data."
-    dates = []
-    for key in ("stmt_begndate", "stmt_enddate"):
-        text = req_match(data, key, p, _DATE, "a date yyyy-MM-dd")
-        try:
-            dates.append(date.fromisoformat(text))
-        except ValueError:
-            raise malformed(p + key, "is not a calendar date") from None
-    if dates[0] > dates[1]:
-        raise malformed(p + "stmt_enddate", "is before stmt_begndate")
-    cnt = data.get("fixmedins_setl_cnt")
-    if isinstance(cnt, bool) or not isinstance(cnt, int):
-        raise malformed(p + "fixmedins_setl_cnt", "must be an integer")
-    details: tuple[StatementDetail, ...] | None = None
-    if env.infno == "3202":
-        raw = env.input.get("details")
-        if not isinstance(raw, list):
-            raise malformed("input.details", "must be an array")
-        out = []
-        for i, d in enumerate(raw):
-            dp = f"input.details[{i}]."
-            if not isinstance(d, dict):
-                raise malformed(f"input.details[{i}]", "must be an object")
-            flag = d.get("refd_setl_flag", "0")
-            if flag not in ("0", "1"):
-                raise malformed(dp + "refd_setl_flag", 'must be "0" or "1"')
-            out.append(
-                StatementDetail(
-                    req_match(d, "msgid", dp, _MSGID, "a 30-char msgid"),
-                    opt_str(d, "setl_id", dp, max_len=30),
-                    amount(d, "medfee_sumamt", dp),
-                    amount(d, "fund_pay_sumamt", dp),
-                    amount(d, "acct_pay", dp),
-                    flag == "1",
-                )
-            )
-        details = tuple(out)
-    return StatementInput(
-        setl_optins=opt_str(data, "setl_optins", p, max_len=6) or "",
-        begin=dates[0],
-        end=dates[1],
-        medfee_sumamt=amount(data, "medfee_sumamt", p),
-        fund_pay_sumamt=amount(data, "fund_pay_sumamt", p),
-        acct_pay=amount(data, "acct_pay", p),
-        setl_cnt=cnt,
-        details=details,
+def parse_sign_in(env: Envelope) -> SignIn:
+    """9001 input.signIn."""
+    s = req_obj(env.input, "signIn", "input.")
+    return SignIn(
+        req_str(s, "opter_no", "input.signIn.", max_len=30),
+        req_str(s, "mac", "input.signIn.", max_len=30),
+        req_str(s, "ip", "input.signIn.", max_len=45),
     )
 
 
-def parse_input(env: Envelope) -> Input:
-    """Parse `input` for the envelope's infno.
+def parse_sign_out(env: Envelope) -> SignOut:
+    """9002 input.signOut."""
+    s = req_obj(env.input, "signOut", "input.")
+    return SignOut(
+        req_str(s, "sign_no", "input.signOut.", max_len=30),
+        req_str(s, "opter_no", "input.signOut.", max_len=30),
+    )
 
-    Raises:
-        Declined: MALFORMED naming the first bad field.
-    """
-    inp, infno = env.input, env.infno
-    if infno == "9001":
-        s = req_obj(inp, "signIn", "input.")
-        return SignIn(
-            req_str(s, "opter_no", "input.signIn.", max_len=30),
-            req_str(s, "mac", "input.signIn.", max_len=30),
-            req_str(s, "ip", "input.signIn.", max_len=45),
-        )
-    if infno == "9002":
-        s = req_obj(inp, "signOut", "input.")
-        return SignOut(
-            req_str(s, "sign_no", "input.signOut.", max_len=30),
-            req_str(s, "opter_no", "input.signOut.", max_len=30),
-        )
-    if infno in ("3201", "3202"):
-        return _statement(env)
-    data = req_obj(inp, "data", "input.")
+
+def parse_person(env: Envelope) -> PersonQuery:
+    """1101 input.data."""
+    data = req_obj(env.input, "data", "input.")
     p = "input.data."
-    if infno == "1101":
-        card_no, card_sn = _cert(data, env.safe.card_sn)
-        return PersonQuery(
-            card_no, card_sn, opt_str(data, "certno", p, max_len=18), opt_str(data, "psn_name", p, max_len=50)
-        )
-    if infno in AMOUNT_BEARING:
-        card_no, card_sn = _cert(data, env.safe.card_sn)
-        flag = req_match(data, "acct_used_flag", p, _FLAG, '"0" or "1"')
-        return SettleInput(
-            psn_no=req_str(data, "psn_no", p, max_len=30),
-            card_no=card_no,
-            card_sn=card_sn,
-            med_type=req_str(data, "med_type", p, max_len=6),
-            medfee_sumamt=amount(data, "medfee_sumamt", p),
-            insutype=req_str(data, "insutype", p, max_len=6),
-            acct_used_flag=flag == "1",
-            mdtrt_id=opt_str(data, "mdtrt_id", p, max_len=30),
-            chrg_bchno=opt_str(data, "chrg_bchno", p, max_len=30),
-            items=_items(inp),
-        )
-    if infno in CANCEL:
-        return CancelInput(req_str(data, "setl_id", p, max_len=30), req_str(data, "psn_no", p, max_len=30))
-    # 2601: SPEC §6.4 lists the reversible originals.
+    card_no, card_sn = _cert(data, env.safe.card_sn)
+    certno, name = opt_str(data, "certno", p, max_len=18), opt_str(data, "psn_name", p, max_len=50)
+    return PersonQuery(card_no, card_sn, certno, name)
+
+
+def parse_entitlement(env: Envelope) -> EntitlementInput:
+    """2001 input.data."""
+    data = req_obj(env.input, "data", "input.")
+    p = "input.data."
+    card_no, card_sn = _cert(data, env.safe.card_sn)
+    psn_no = req_str(data, "psn_no", p, max_len=30)
+    insutype = req_str(data, "insutype", p, max_len=6)
+    med_type = req_str(data, "med_type", p, max_len=6)
+    text = req_match(data, "begntime", p, _DATETIME, "a date-time yyyy-MM-dd HH:mm:ss")
+    try:
+        begntime = datetime.fromisoformat(text)
+    except ValueError:
+        raise malformed(p + "begntime", "is not a calendar date and time") from None
+    return EntitlementInput(psn_no, insutype, med_type, begntime, card_no, card_sn)
+
+
+def parse_settle(env: Envelope) -> SettleInput:
+    """2206/2207/2101/2102 input.data and input.feedetail."""
+    data = req_obj(env.input, "data", "input.")
+    p = "input.data."
+    card_no, card_sn = _cert(data, env.safe.card_sn)
+    flag = req_match(data, "acct_used_flag", p, _FLAG, '"0" or "1"')
+    return SettleInput(
+        psn_no=req_str(data, "psn_no", p, max_len=30),
+        card_no=card_no,
+        card_sn=card_sn,
+        med_type=req_str(data, "med_type", p, max_len=6),
+        medfee_sumamt=amount(data, "medfee_sumamt", p),
+        insutype=req_str(data, "insutype", p, max_len=6),
+        acct_used_flag=flag == "1",
+        mdtrt_id=opt_str(data, "mdtrt_id", p, max_len=30),
+        chrg_bchno=opt_str(data, "chrg_bchno", p, max_len=30),
+        items=_items(env.input),
+    )
+
+
+def parse_cancel(env: Envelope) -> CancelInput:
+    """2208/2103 input.data."""
+    data = req_obj(env.input, "data", "input.")
+    p = "input.data."
+    return CancelInput(req_str(data, "setl_id", p, max_len=30), req_str(data, "psn_no", p, max_len=30))
+
+
+def parse_reverse(env: Envelope, reversible: tuple[str, ...]) -> ReverseInput:
+    """2601 input.data; `reversible` are the infnos a reversal may name (SPEC §6.4)."""
+    data = req_obj(env.input, "data", "input.")
+    p = "input.data."
     oinfno = data.get("oinfno")
-    if oinfno not in ("2207", "2102", "2208", "2103"):
-        raise malformed(p + "oinfno", "must be one of 2207, 2102, 2208, 2103")
+    if oinfno not in reversible:
+        raise malformed(p + "oinfno", f"must be one of {', '.join(reversible)}")
     return ReverseInput(
         req_str(data, "psn_no", p, max_len=30),
         req_match(data, "omsgid", p, _MSGID, "a 30-char msgid"),
         oinfno,
     )
-
-
-def mac_amount(env: Envelope) -> Fen:
-    """AMT of MAC1/TAC: medfee_sumamt for 2206/2207/2101/2102, else 0 (SPEC §4.3)."""
-    if env.infno in AMOUNT_BEARING:
-        return amount(req_obj(env.input, "data", "input."), "medfee_sumamt", "input.data.")
-    return Fen(0)

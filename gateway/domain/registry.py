@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 
 from gateway.domain.pin import DefaultPinUsage
 
@@ -62,6 +63,21 @@ class SignSession:
     signed_out: bool
 
 
+class SettlementState(StrEnum):
+    """A journaled settlement's life: UNKNOWN (the core's answer was lost; a reversal is owed) → REVERSED, or
+    POSTED → CANCELLING (a cancel is at the core) → CANCELLED, back to POSTED when that cancel is reversed,
+    or POSTED → REVERSED by a 2601 of the settlement."""
+
+    UNKNOWN = "UNKNOWN"
+    POSTED = "POSTED"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+    REVERSED = "REVERSED"
+
+
+CANCELLED_OR_CANCELLING = frozenset({SettlementState.CANCELLED, SettlementState.CANCELLING})
+
+
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """A settlement as journaled (amounts in fen)."""
@@ -72,7 +88,7 @@ class Settlement:
     infno: str
     psn_no: str
     card_sn: str
-    state: str
+    state: SettlementState
     pin: str
     default_pin: bool
     medfee_sumamt: int

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.domain.feeds import CARD_REASONS, PERSON_REASONS
 from gateway.domain.registry import mask
+from gateway.http.errors import json_error
 from gateway.http.feeds import FEED_AFTER_COMMIT
 from gateway.keys import LIST_WRITER, SETTINGS
 
@@ -28,7 +29,7 @@ _SOURCE = re.compile(r"[0-9]{6}")
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return json_error(status, message)
 
 
 def _authorized(request: web.Request) -> web.Response | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from gateway.http.errors import json_error
 from gateway.keys import DISTRIBUTION, GATEWAY, LOCAL_BLACKLIST
 
 distribution_routes = web.RouteTableDef()
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"err_code": code, "err_msg": message}, status=status)
+    return json_error(status, message, code)
 
 
 async def _signed_in(request: web.Request) -> web.Response | None:
@@ -25,7 +26,7 @@ async def _signed_in(request: web.Request) -> web.Response | None:
     if not psam_no or not sign_no:
         return _error(401, "NOT_SIGNED_IN", "X-Psam-No and X-Sign-No headers are required")
     gw = request.app[GATEWAY]
-    sess = await gw.d.store.session(sign_no)
+    sess = await gw.d.registry.session(sign_no)
     if sess is None or sess.psam_no != psam_no or sess.signed_out or sess.expires_at <= gw.d.now():
         return _error(401, "NOT_SIGNED_IN", "no valid sign-in session for this PSAM: sign in with 9001")
     return None

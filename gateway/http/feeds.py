@@ -23,6 +23,7 @@ from gateway.domain.feeds import FeedError, FeedEvent, parse_event, parse_feed_t
 from gateway.domain.feeds.batch import EventResult
 from gateway.domain.feeds.codec import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits
 from gateway.feeds_import import FeedImport
+from gateway.http.errors import json_error
 from gateway.keys import FEED_WRITER, SETTINGS
 
 feed_routes = web.RouteTableDef()
@@ -38,7 +39,7 @@ _REGION_LEN = 6
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return json_error(status, message)
 
 
 @dataclass(frozen=True, slots=True)

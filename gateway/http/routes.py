@@ -1,4 +1,5 @@
-"""HTTP handlers: thin wrappers over the pipeline (callService), health, readiness and metrics."""
+"""HTTP handlers: thin wrappers over the pipeline (callService), health, readiness and metrics; errors that
+escape any handler are answered by gateway/http/errors.py."""
 
 from __future__ import annotations
 
@@ -7,13 +8,10 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
-from redis.exceptions import RedisError
 
-from adapters.pg_pool import UNAVAILABLE
 from gateway.domain.codes import ResultCode
-from gateway.domain.errors import DependencyUnavailable
+from gateway.http.errors import terminal_error
 from gateway.keys import GATEWAY, LIST_LOOKUP, LOCAL_BLACKLIST, METRICS, NODE, PG_POOL, SETTINGS, STATUS
-from gateway.pipeline.reply import Outcome, build_reply
 
 routes = web.RouteTableDef()
 LATENCY_HEADER = "X-Gateway-Latency-Us"
@@ -47,24 +45,11 @@ async def call_service(request: web.Request) -> web.Response:
 
 
 def _too_large(request: web.Request, limit: int, t0: float) -> web.Response:
-    gw = request.app[GATEWAY]
-    now = gw.d.now()
-    reply = build_reply(
-        Outcome(ResultCode.TOO_LARGE, f"body is larger than {limit} bytes"),
-        None,
-        gw.refids.next(now),
-        now,
-        now,
-    )
-    gw.d.metrics.requests.labels("????", ResultCode.TOO_LARGE.value).inc()
-    us = int((time.perf_counter() - t0) * 1e6)
+    resp = terminal_error(request, ResultCode.TOO_LARGE, f"body is larger than {limit} bytes")
     # The unread body stays on the socket: close the connection rather than drain up to gigabytes.
-    return web.Response(
-        body=reply.body,
-        status=reply.status,
-        content_type="application/json",
-        headers={LATENCY_HEADER: str(us), "Connection": "close"},
-    )
+    resp.headers[LATENCY_HEADER] = str(int((time.perf_counter() - t0) * 1e6))
+    resp.headers["Connection"] = "close"
+    return resp
 
 
 @routes.get("/healthz")
@@ -112,29 +97,6 @@ async def metrics(request: web.Request) -> web.Response:
     resp = web.Response(body=request.app[METRICS].render())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
-
-
-@web.middleware
-async def dependency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outside the terminal pipeline (which answers in its envelope): a dependency that failed or stalled is
-    503 OVERLOADED naming it, never a 500."""
-    try:
-        return await handler(request)
-    except DependencyUnavailable as exc:
-        return _overloaded(str(exc))
-    except UNAVAILABLE as exc:
-        why = "did not answer within the deadline" if isinstance(exc, TimeoutError) else type(exc).__name__
-        return _overloaded(f"PostgreSQL or Redis unavailable ({why})")
-    except RedisError as exc:
-        return _overloaded(f"Redis unavailable ({type(exc).__name__})")
-
-
-def _overloaded(message: str) -> web.Response:
-    return web.json_response(
-        {"err_code": "OVERLOADED", "err_msg": f"{message}: retry (a feed event sent again is applied once)"},
-        status=503,
-        headers={"Retry-After": "1"},
-    )
 
 
 @web.middleware

@@ -14,14 +14,25 @@ from gateway.domain.inputs import Input
 from gateway.domain.keys import CardKeyCache
 from gateway.domain.registry import Card, Institution
 from gateway.domain.security import Verified
-from gateway.http.metrics import Metrics
 from gateway.pipeline.reply import NodeId
-from gateway.ports import BlacklistCache, InsuranceCore, ListLookup, Store
+from gateway.ports import (
+    BlacklistCache,
+    Clock,
+    InsuranceCore,
+    Journal,
+    ListLookup,
+    ListsOfRecord,
+    MetricsSink,
+    Registry,
+    ReversalQueue,
+    Settlements,
+)
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
 
 T = TypeVar("T")
+I = TypeVar("I", bound=Input)  # noqa: E741 - the input type of a flow
 
 
 @dataclass(slots=True)
@@ -35,11 +46,19 @@ class Txn:
     institution: Institution | None = None
     card: Card | None = None  # the card, once its checks passed
     card_row: Card | None = None  # the registry row read with the claim (None: unknown card)
+    person_reason: str = ""  # the person list's reason, for the infnos that report it instead of refusing
     journal_id: int | None = None
     replay: str | None = None  # what the claim found already used: 'TSEQ', 'ATC' (SPEC §5.1)
     effects: list[Effect] = field(default_factory=list)
     core_s: float = 0.0
     trace: list[str] = field(default_factory=list)
+
+    def request(self, kind: type[I]) -> tuple[Envelope, I]:
+        """The envelope and the parsed input of a flow's own type (the transaction table routed it here)."""
+        env, inp = self.env, self.inp
+        assert env is not None
+        assert isinstance(inp, kind), f"{env.infno} routed to a flow of {kind.__name__}"
+        return env, inp
 
 
 @dataclass(slots=True)
@@ -47,20 +66,29 @@ class Deps:
     """The ports and reference data a flow may use (injected by the composition root)."""
 
     settings: Settings
-    tz: tzinfo
-    store: Store
+    clock: Clock
+    registry: Registry
+    journal: Journal
+    settlements: Settlements
+    reversals: ReversalQueue
+    lists_of_record: ListsOfRecord
     lists: ListLookup
     blacklist: BlacklistCache
     core: InsuranceCore
     keys: CardKeyCache
     policies: PolicyBook
     catalogue: Catalogue
-    metrics: Metrics
+    metrics: MetricsSink
     node: NodeId
+
+    @property
+    def tz(self) -> tzinfo:
+        """The deployment's zone."""
+        return self.clock.tz
 
     def now(self) -> datetime:
         """The gateway's clock in the deployment's zone."""
-        return datetime.now(self.tz)
+        return self.clock.now()
 
     async def core_call(self, txn: Txn, op: str, aw: Awaitable[T]) -> T:
         """Await a core call, charging its time to the core (excluded from X-Gateway-Latency-Us)."""
@@ -70,4 +98,4 @@ class Deps:
         finally:
             dt = time.perf_counter() - t0
             txn.core_s += dt
-            self.metrics.core_seconds.labels(op).observe(dt)
+            self.metrics.core_call(op, dt)

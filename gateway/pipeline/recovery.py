@@ -23,14 +23,15 @@ import time
 import orjson
 
 from gateway.domain.codes import ResultCode
-from gateway.domain.effects import Effect, NewSettlement, QueueReversal, SetSettlementState
-from gateway.domain.envelope import MONEY, SETTLE, Envelope, parse_envelope
+from gateway.domain.effects import Effect, QueueReversal
+from gateway.domain.envelope import Envelope, parse_envelope
 from gateway.domain.errors import DependencyUnavailable, GatewayError
-from gateway.domain.inputs import CancelInput, Input, ReverseInput, SettleInput, parse_input
+from gateway.domain.inputs import Input
 from gateway.domain.journal import StaleClaim
-from gateway.domain.registry import Settlement
+from gateway.domain.txtypes import TXTYPES, Owes, parse_input
 from gateway.pipeline.context import Deps
 from gateway.pipeline.reply import Outcome, RefIds, build_reply
+from gateway.pipeline.table import FLOWS
 
 log = logging.getLogger("onecard.recovery")
 
@@ -65,19 +66,19 @@ class JournalRecovery:
         m = self.d.metrics
         for jid, told_unknown in list(self._abandoned.items()):
             try:
-                claim = await self.d.store.pending_claim(jid)
+                claim = await self.d.journal.pending_claim(jid)
                 if claim is None:  # completed after all (the late completion committed), or by another process
-                    ex = await self.d.store.reply_of(jid)
+                    ex = await self.d.journal.reply_of(jid)
                     outcome = "settled" if told_unknown and ex.err_code is None else "answered"
                     if outcome == "settled":
                         log.warning(
                             "journal id %d: told -1, but the completion committed infcode 0 (retries get 0)", jid
                         )
-                    m.journal_abandoned.labels(outcome).inc()
+                    m.claim_abandoned(outcome)
                 elif await self._complete(claim):
-                    m.journal_abandoned.labels("recovered").inc()
+                    m.claim_abandoned("recovered")
                 else:
-                    m.journal_abandoned.labels("answered").inc()
+                    m.claim_abandoned("answered")
             except DependencyUnavailable:
                 return len(self._abandoned)
             del self._abandoned[jid]
@@ -87,7 +88,7 @@ class JournalRecovery:
         """Complete every claim abandoned now; returns how many this process completed."""
         done = 0
         while True:
-            stale = await self.d.store.stale_claims(self.d.settings.journal_recovery_grace_s, self.batch)
+            stale = await self.d.journal.stale_claims(self.d.settings.journal_recovery_grace_s, self.batch)
             for claim in stale:
                 done += await self._complete(claim)
             if len(stale) < self.batch:
@@ -128,7 +129,7 @@ class JournalRecovery:
 
     async def _complete(self, claim: StaleClaim) -> int:
         env, inp = _parsed(claim.request_json)
-        effects = await self._owed(claim, env, inp) if claim.infno in MONEY else []
+        effects = await self._owed(claim, env, inp)
         if effects:
             why = "a reversal is queued and will be completed"
         else:
@@ -141,43 +142,27 @@ class JournalRecovery:
         received = claim.received_at.astimezone(self.d.tz)
         # No Verified: the MAC2 key is derived per session from the request, and is not kept anywhere.
         reply = build_reply(out, None, self.refids.next(now), received, now)
-        if not await self.d.store.complete(claim.journal_id, reply.body, reply.status, out.code.value, effects):
+        if not await self.d.journal.complete(claim.journal_id, reply.body, reply.status, out.code.value, effects):
             return 0  # its owner or another process completed it meanwhile
-        self.d.metrics.journal_recovered.inc()
+        self.d.metrics.claim_recovered()
         if effects:
-            self.d.metrics.reversals_queued.inc()
+            self.d.metrics.reversal_queued()
         log.warning("abandoned claim recovered: infno=%s msgid=%s reversal=%s", claim.infno, claim.msgid, bool(effects))
         return 1
 
     async def _owed(self, claim: StaleClaim, env: Envelope | None, inp: Input | None) -> list[Effect]:
-        """What the interrupted flow's CORE_TIMEOUT branch would have journaled (settle.py, flows.py)."""
-        code, msgid, infno = claim.fixmedins_code, claim.msgid, claim.infno
-        store = self.d.store
-        if isinstance(inp, ReverseInput):
-            s = await store.settlement_by_msgid(code, inp.omsgid)
-            if inp.oinfno in SETTLE and s is not None and s.state in ("CANCELLED", "CANCELLING"):
-                return []  # the flow refuses NOT_REVERSIBLE before sending anything
-            return [QueueReversal(code, inp.omsgid, inp.oinfno, inp.psn_no)]
-        if isinstance(inp, CancelInput):
-            effects: list[Effect] = []
-            s = await store.settlement_by_setl_id(inp.setl_id)
-            if s is not None and s.fixmedins_code == code and s.state == "CANCELLING" and s.cancel_msgid is None:
-                # This cancel took the settlement and died: tie it to this msgid so the reversal restores it.
-                effects.append(SetSettlementState(code, s.msgid, "CANCELLING", cancel_msgid=msgid))
-            return [*effects, QueueReversal(code, msgid, infno, inp.psn_no)]
-        if isinstance(inp, SettleInput) and env is not None:
-            effects = [QueueReversal(code, msgid, infno, inp.psn_no)]
-            if await store.settlement_by_msgid(code, msgid) is None:
-                # Only the request is known: the split was computed from the core's state of that moment.
-                record = Settlement(
-                    code, msgid, None, infno, inp.psn_no, inp.card_sn, "UNKNOWN", env.safe.pin, False,
-                    inp.medfee_sumamt, 0, 0, 0, 0, claim.received_at,
-                )  # fmt: skip
-                effects.insert(0, NewSettlement(record))
-            return effects
+        """What the interrupted flow's CORE_TIMEOUT branch would have journaled (its `recover` in the table)."""
+        tx = TXTYPES.get(claim.infno)
+        if tx is None or tx.owes is Owes.NOTHING:
+            return []
+        handling = FLOWS[tx.kind]
+        if env is not None and inp is not None and handling.recover is not None:
+            return await handling.recover(self.d, claim, env, inp)
         # Unreadable request (cannot happen for a claim, which follows a parse): owe the core a reversal anyway.
-        log.error("abandoned claim %s: request unreadable, reversal queued without a person", msgid)
-        return [QueueReversal(code, msgid, infno, "")] if infno != "2601" else []
+        log.error("abandoned claim %s: request unreadable, reversal queued without a person", claim.msgid)
+        if tx.owes is Owes.REVERSAL:
+            return [QueueReversal(claim.fixmedins_code, claim.msgid, claim.infno, "")]
+        return []
 
 
 def _parsed(request_json: str) -> tuple[Envelope | None, Input | None]:

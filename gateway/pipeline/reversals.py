@@ -15,6 +15,8 @@ from gateway.domain.core import Reversal
 from gateway.domain.effects import Effect, SetSettlementState
 from gateway.domain.errors import BackendError, CoreRejected, DependencyUnavailable
 from gateway.domain.journal import ReversalJob
+from gateway.domain.registry import SettlementState
+from gateway.domain.txtypes import Kind, txtype
 from gateway.pipeline.context import Deps, Txn
 
 log = logging.getLogger("onecard.reversals")
@@ -38,7 +40,7 @@ class ReversalWorker:
 
     async def run_once(self, limit: int = 50) -> int:
         """One pass over due reversals; returns how many were attempted."""
-        jobs = await self.d.store.lease_reversals(limit, lease_s=2 * self.d.settings.core_timeout_s + 5)
+        jobs = await self.d.reversals.lease_reversals(limit, lease_s=2 * self.d.settings.core_timeout_s + 5)
         for job in jobs:
             await self._attempt(job)
         if jobs:
@@ -47,9 +49,8 @@ class ReversalWorker:
 
     async def refresh_metrics(self) -> None:
         """Publish the queue's size by state."""
-        counts = await self.d.store.reversal_counts()
-        for state in ("QUEUED", "DONE", "DEAD"):
-            self.d.metrics.reversals.labels(state).set(counts.get(state, 0))
+        counts = await self.d.reversals.reversal_counts()
+        self.d.metrics.reversal_states({state: counts.get(state, 0) for state in ("QUEUED", "DONE", "DEAD")})
 
     async def run_forever(self, interval_s: float = 1.0) -> None:
         """Poll the queue; errors are logged and retried, never fatal."""
@@ -76,22 +77,23 @@ class ReversalWorker:
         except CoreRejected as exc:
             # The core refuses for good (e.g. cancelled in the meantime): an operator must look.
             log.error("reversal %s of %s refused by the core: %s", job.id, job.omsgid, exc.reason)
-            await d.store.finish_reversal(job.id, "DEAD", f"core refused: {exc.reason}")
+            await d.reversals.finish_reversal(job.id, "DEAD", f"core refused: {exc.reason}")
             return
         except BackendError as exc:
             if job.attempts >= self.max_attempts or job.age_s >= self.max_age_s:
                 log.error("reversal %s of %s dead after %d attempts", job.id, job.omsgid, job.attempts)
-                await d.store.finish_reversal(job.id, "DEAD", f"gave up: {type(exc).__name__}")
+                await d.reversals.finish_reversal(job.id, "DEAD", f"gave up: {type(exc).__name__}")
             else:
                 delay = min(2.0 ** (job.attempts - 1), 300.0)
-                await d.store.retry_reversal(job.id, delay, type(exc).__name__)
+                await d.reversals.retry_reversal(job.id, delay, type(exc).__name__)
             return
         effects: list[Effect] = []
-        if job.oinfno in ("2207", "2102"):
-            effects.append(SetSettlementState(job.fixmedins_code, job.omsgid, "REVERSED"))
-        else:
-            s = await d.store.settlement_by_cancel_msgid(job.fixmedins_code, job.omsgid)
-            if s is not None and s.state == "CANCELLING":
-                effects.append(SetSettlementState(job.fixmedins_code, s.msgid, "POSTED"))
-        await d.store.finish_reversal(job.id, "DONE", None, effects)
+        kind = txtype(job.oinfno).kind
+        if kind is Kind.SETTLE:
+            effects.append(SetSettlementState(job.fixmedins_code, job.omsgid, SettlementState.REVERSED))
+        elif kind is Kind.CANCEL:  # the cancel is undone: the settlement it had taken is live again
+            s = await d.settlements.settlement_by_cancel_msgid(job.fixmedins_code, job.omsgid)
+            if s is not None and s.state == SettlementState.CANCELLING:
+                effects.append(SetSettlementState(job.fixmedins_code, s.msgid, SettlementState.POSTED))
+        await d.reversals.finish_reversal(job.id, "DONE", None, effects)
         log.info("reversal %s of %s done", job.id, job.omsgid)

@@ -17,17 +17,17 @@ import time
 import orjson
 
 from gateway.domain.codes import ResultCode
-from gateway.domain.effects import Effect, QueueReversal
-from gateway.domain.envelope import CANCEL, MONEY, SETTLE, Envelope, malformed, nul_path, parse_envelope
+from gateway.domain.envelope import Envelope, malformed, nul_path, parse_envelope
 from gateway.domain.errors import Declined, DependencyUnavailable, GatewayError
-from gateway.domain.inputs import PersonQuery, SettleInput, mac_amount, parse_input
 from gateway.domain.journal import Claimed, Existing
 from gateway.domain.registry import mask
 from gateway.domain.security import DeclinedAfterMac, verify
-from gateway.pipeline import flows
+from gateway.domain.txtypes import Owes, mac_amount, parse_input
 from gateway.pipeline.context import Deps, Txn
+from gateway.pipeline.owed import owed_effects
 from gateway.pipeline.recovery import JournalRecovery
 from gateway.pipeline.reply import Outcome, RefIds, Reply, build_reply
+from gateway.pipeline.table import FLOWS
 
 log = logging.getLogger("onecard.txn")
 
@@ -67,11 +67,8 @@ class Gateway:
             await self._close_after_bug(txn, reply)
         if txn.env is not None:
             infno = txn.env.infno
-        m = self.d.metrics
         total = time.perf_counter() - t0
-        m.requests.labels(infno, reply.code.value).inc()
-        m.request_seconds.labels(infno).observe(total)
-        m.gateway_seconds.labels(infno).observe(max(0.0, total - txn.core_s))
+        self.d.metrics.request(infno, reply.code.value, total, max(0.0, total - txn.core_s))
         if log.isEnabledFor(logging.INFO):
             env = txn.env
             log.info(
@@ -95,7 +92,7 @@ class Gateway:
         env = txn.env
         why = "not settled"
         if txn.journal_id is not None:
-            moved = bool(txn.effects) and env is not None and env.infno in MONEY
+            moved = bool(txn.effects) and env is not None and env.tx.owes is not Owes.NOTHING
             self.recovery.abandon(txn.journal_id, told_unknown=moved)
             if moved:
                 why = "the journal did not confirm in time, so this answer is not final"
@@ -109,12 +106,10 @@ class Gateway:
         env = txn.env
         if txn.journal_id is None or env is None:
             return
-        effects: list[Effect] = []
-        if env.infno in SETTLE or env.infno in CANCEL:
-            psn_no = getattr(txn.inp, "psn_no", "")
-            effects.append(QueueReversal(env.fixmedins_code, env.msgid, env.infno, psn_no))
+        # A settle or a cancel may have reached the core; a 2601 cut short by a bug owes nothing more.
+        effects = owed_effects(env, txn.inp) if env.tx.owes is Owes.REVERSAL else []
         try:
-            await self.d.store.complete(txn.journal_id, reply.body, reply.status, ResultCode.INTERNAL.value, effects)
+            await self.d.journal.complete(txn.journal_id, reply.body, reply.status, ResultCode.INTERNAL.value, effects)
         except Exception:
             log.exception("could not journal the INTERNAL answer of msgid %s", env.msgid)
 
@@ -133,7 +128,7 @@ class Gateway:
         txn.trace.append(outcome.code.value)
         now = self.d.now()
         reply = build_reply(outcome, txn.verified, self.refids.next(now), txn.received, now)
-        if txn.journal_id is not None and not await self.d.store.complete(
+        if txn.journal_id is not None and not await self.d.journal.complete(
             txn.journal_id,
             reply.body,
             reply.status,
@@ -144,7 +139,7 @@ class Gateway:
             # msgid has one answer (SPEC §5.2), so that one is sent and this outcome is dropped.
             log.warning("msgid %s was answered by journal recovery first", txn.env.msgid if txn.env else "-")
             txn.trace.append("recovered")
-            return self._journaled(await self.d.store.reply_of(txn.journal_id))
+            return self._journaled(await self.d.journal.reply_of(txn.journal_id))
         return reply
 
     @staticmethod
@@ -174,7 +169,7 @@ class Gateway:
         return await self._idempotency(txn, env, obj)
 
     async def _registry_and_session(self, txn: Txn, env: Envelope) -> None:
-        store = self.d.store
+        store = self.d.registry
         inst = await store.institution(env.fixmedins_code)
         if inst is None:
             raise Declined(ResultCode.PSAM_UNKNOWN, f"institution {env.fixmedins_code} is not registered")
@@ -186,7 +181,7 @@ class Gateway:
             )
         if psam.status != "ACTIVE":
             raise Declined(ResultCode.PSAM_REVOKED, f"PSAM {env.safe.psam_no} is revoked")
-        if env.infno == "9001":
+        if not env.tx.needs_session:
             return
         if env.sign_no is None:
             raise Declined(ResultCode.NOT_SIGNED_IN, "sign_no is required: sign in with 9001 first")
@@ -206,7 +201,7 @@ class Gateway:
         a stale request takes nothing."""
         canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(canonical).digest()
-        store = self.d.store
+        store = self.d.journal
         # The card row rides along with the claim: one round trip instead of two on the hot path.
         claim, card = await store.claim_with_card(
             env.fixmedins_code,
@@ -254,7 +249,7 @@ class Gateway:
         txn.trace.append("replay")
         if env.card_bearing:
             await self._card_checks(txn, env)
-        return await flows.dispatch(self.d, txn)
+        return await FLOWS[env.tx.kind].flow(self.d, txn)
 
     def _skew_s(self, txn: Txn, env: Envelope) -> float:
         return abs((txn.received - env.inf_time.replace(tzinfo=self.d.tz)).total_seconds())
@@ -267,7 +262,7 @@ class Gateway:
         person_q = None if psn_no is None or bl.person_clear(psn_no) else psn_no
         m = self.d.metrics
         if card_q is None and person_q is None:
-            m.blacklist_lookups.labels("local").inc()
+            m.blacklist_lookup("local")
             return "", ""
         try:
             got = await self.d.lists.reasons(card_q, person_q)
@@ -276,11 +271,11 @@ class Gateway:
             got = None
         else:
             if got is None:
-                m.blacklist_loaded.set(0)
+                m.blacklist_unloaded()
         if got is None:
-            m.blacklist_lookups.labels("postgres").inc()
-            return await self.d.store.list_reasons(card_q, person_q)
-        m.blacklist_lookups.labels("redis").inc()
+            m.blacklist_lookup("postgres")
+            return await self.d.lists_of_record.list_reasons(card_q, person_q)
+        m.blacklist_lookup("redis")
         return got
 
     async def _card_checks(self, txn: Txn, env: Envelope) -> None:
@@ -302,12 +297,14 @@ class Gateway:
         today = txn.received.date()
         if (card.valid_until and card.valid_until < today) or (card.valid_from and card.valid_from > today):
             raise Declined(ResultCode.CARD_EXPIRED, f"card is valid until {card.valid_until}")
-        inp = txn.inp
-        if isinstance(inp, (SettleInput, PersonQuery)) and inp.card_no.upper() != card.card_no.upper():
+        # Every card-bearing input names the card's number, and most the card holder (SPEC §6).
+        card_no, psn_no = getattr(txn.inp, "card_no", None), getattr(txn.inp, "psn_no", None)
+        if card_no is not None and card_no.upper() != card.card_no.upper():
             raise Declined(ResultCode.MALFORMED, "input.data.mdtrt_cert_no: does not match the card's number")
-        if isinstance(inp, SettleInput) and inp.psn_no != card.psn_no:
+        if psn_no is not None and psn_no != card.psn_no:
             raise Declined(ResultCode.MALFORMED, "input.data.psn_no: is not the card holder")
-        if person_reason:
+        txn.person_reason = person_reason
+        if person_reason and env.tx.refuses_listed_person:
             raise Declined(
                 ResultCode.PERSON_NOT_ENTITLED,
                 f"person is not entitled (reason {person_reason})",

@@ -10,13 +10,16 @@ from typing import Any
 from gateway.domain import pin as pin_policy
 from gateway.domain.codes import ResultCode
 from gateway.domain.core import PersonRecord, Posting
-from gateway.domain.effects import NewSettlement, QueueReversal, ReleaseDefaultPin
-from gateway.domain.envelope import SETTLE
+from gateway.domain.effects import Effect, NewSettlement, ReleaseDefaultPin
+from gateway.domain.envelope import Envelope
 from gateway.domain.errors import CoreRejected, CoreTimeout, Declined
 from gateway.domain.inputs import SettleInput
+from gateway.domain.journal import StaleClaim
 from gateway.domain.money import fen_to_wire
-from gateway.domain.registry import Settlement
+from gateway.domain.registry import Settlement, SettlementState
+from gateway.domain.txtypes import Kind
 from gateway.pipeline.context import Deps, Txn
+from gateway.pipeline.owed import owed_effects
 from gateway.pipeline.reply import Outcome
 from rules.policy import NoPolicy
 from rules.pricing import FeeLine, PricedLine, UnknownItem, price_lines
@@ -76,10 +79,11 @@ def compute(
     return split(lines, policy, year, acct_limit=allowance.limit)
 
 
-async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
-    """2206/2101 answer the split; 2207/2102 also post it, journaled before the answer."""
-    env, card = txn.env, txn.card
-    assert env is not None
+async def settle(d: Deps, txn: Txn) -> Outcome:
+    """Pre-settlement (2206/2101) answers the split; settlement (2207/2102) also posts it, journaled before the
+    answer."""
+    env, inp = txn.request(SettleInput)
+    card = txn.card
     assert card is not None
     s = d.settings
     person = await d.core_call(txn, "person", d.core.person(inp.psn_no, timeout=s.core_read_timeout_s))
@@ -90,15 +94,15 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
     check_amounts(inp)
     lines = priced(d, inp)
     result = compute(d, txn, inp, person, lines, allowance)
-    if env.infno not in SETTLE:
+    if env.tx.kind is not Kind.SETTLE:
         return _outcome(txn, inp, person, result, None, person.balance - result.acct_pay, allowance.default_pin)
     day = txn.received.date()
     reserved: int | None = None
     for attempt in range(1, MAX_POST_ATTEMPTS + 1):
         if allowance.default_pin:
             if reserved is not None:  # a retry: give back the previous attempt's reservation first
-                await d.store.release_default_pin(card.card_sn, day, reserved)
-            if not await d.store.reserve_default_pin(
+                await d.settlements.release_default_pin(card.card_sn, day, reserved)
+            if not await d.settlements.reserve_default_pin(
                 card.card_sn, day, result.acct_pay, caps.per_day, caps.per_day_count
             ):
                 raise Declined(ResultCode.DEFAULT_PIN_LIMIT, "default-PIN daily limit reached for this card")
@@ -123,7 +127,7 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
             env.infno,
             inp.psn_no,
             card.card_sn,
-            "UNKNOWN",
+            SettlementState.UNKNOWN,
             env.safe.pin,
             allowance.default_pin,
             result.medfee_sumamt,
@@ -137,8 +141,8 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
             posted = await d.core_call(txn, "post", d.core.post_settlement(posting, timeout=s.core_timeout_s))
         except CoreTimeout:
             # Outcome unknown: journal it and owe the core a reversal before the terminal hears -1 (SPEC §5).
-            txn.effects += [NewSettlement(record), QueueReversal(env.fixmedins_code, env.msgid, env.infno, inp.psn_no)]
-            d.metrics.reversals_queued.inc()
+            txn.effects += [NewSettlement(record), *owed_effects(env, inp)]
+            d.metrics.reversal_queued()
             raise
         except CoreRejected as exc:
             if exc.reason in _RETRYABLE and attempt < MAX_POST_ATTEMPTS:
@@ -155,9 +159,23 @@ async def settle(d: Deps, txn: Txn, inp: SettleInput) -> Outcome:
         except Exception:
             _release(txn, card.card_sn, day, reserved)
             raise
-        txn.effects.append(NewSettlement(replace(record, setl_id=posted.setl_id, state="POSTED")))
+        txn.effects.append(NewSettlement(replace(record, setl_id=posted.setl_id, state=SettlementState.POSTED)))
         return _outcome(txn, inp, person, result, posted.setl_id, posted.balc, allowance.default_pin)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def recover(d: Deps, claim: StaleClaim, env: Envelope, inp: SettleInput) -> list[Effect]:
+    """What `settle`'s CORE_TIMEOUT branch would have journaled, for a settlement whose process died; a
+    pre-settlement posts nothing and owes nothing."""
+    effects: list[Effect] = [*owed_effects(env, inp)]
+    if effects and await d.settlements.settlement_by_msgid(claim.fixmedins_code, claim.msgid) is None:
+        # Only the request is known: the split was computed from the core's state of that moment.
+        record = Settlement(
+            claim.fixmedins_code, claim.msgid, None, claim.infno, inp.psn_no, inp.card_sn, SettlementState.UNKNOWN,
+            env.safe.pin, False, inp.medfee_sumamt, 0, 0, 0, 0, claim.received_at,
+        )  # fmt: skip
+        effects.insert(0, NewSettlement(record))
+    return effects
 
 
 def _release(txn: Txn, card_sn: str, day: Any, reserved: int | None) -> None:

@@ -8,17 +8,17 @@ from typing import Any
 from gateway.domain.inputs import StatementInput
 from gateway.domain.money import fen_to_wire
 from gateway.domain.reconcile import institution_breaks, totals
+from gateway.domain.registry import SettlementState
 from gateway.pipeline.context import Deps, Txn
 from gateway.pipeline.reply import Outcome
 
 
-async def statement(d: Deps, txn: Txn, inp: StatementInput) -> Outcome:
+async def statement(d: Deps, txn: Txn) -> Outcome:
     """Compare the institution's counts with the journal's for the date range (local dates, inclusive)."""
-    env = txn.env
-    assert env is not None
+    env, inp = txn.request(StatementInput)
     begin = datetime.combine(inp.begin, time(0), d.tz)
     end = datetime.combine(inp.end + timedelta(days=1), time(0), d.tz)
-    rows = await d.store.settlements_between(env.fixmedins_code, begin, end)
+    rows = await d.settlements.settlements_between(env.fixmedins_code, begin, end)
     ours = totals(rows)
     theirs = {
         "medfee_sumamt": inp.medfee_sumamt,
@@ -36,7 +36,7 @@ async def statement(d: Deps, txn: Txn, inp: StatementInput) -> Outcome:
         "fund_pay_sumamt": fen_to_wire(ours["fund_pay_sumamt"]),
         "acct_pay": fen_to_wire(ours["acct_pay"]),
         "fixmedins_setl_cnt": ours["fixmedins_setl_cnt"],
-        "unknown_cnt": sum(1 for s in rows if s.state == "UNKNOWN"),
+        "unknown_cnt": sum(1 for s in rows if s.state == SettlementState.UNKNOWN),
     }
     output: dict[str, Any] = {"stmtinfo": info}
     if inp.details is not None:

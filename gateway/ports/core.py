@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Protocol
 
 from gateway.domain.core import (
@@ -13,6 +14,7 @@ from gateway.domain.core import (
     Reversal,
     Reversed,
 )
+from gateway.domain.reconcile import CoreRecord
 
 
 class InsuranceCore(Protocol):
@@ -39,6 +41,11 @@ class InsuranceCore(Protocol):
 
     async def reverse(self, reversal: Reversal, *, timeout: float) -> Reversed:
         """Undo the message `omsgid` whether or not the core had it; idempotent."""
+        ...
+
+    async def settlements(self, fixmedins_code: str, begin: date, end: date, *, timeout: float) -> list[CoreRecord]:
+        """The core's settlements of one institution whose setl_time falls on local dates begin..end (inclusive),
+        each in its current state: the core's side of detail reconciliation (a read)."""
         ...
 
     async def close(self) -> None:

@@ -35,7 +35,7 @@ def loadtest(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[st
     """Run `onecard loadtest` with its output and work folders under tmp_path."""
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "loadtest", *args, "--out", str(out), "--workdir", str(tmp_path / "work")],
+        [sys.executable, "-m", "onecard", "loadtest", *args, "--out", str(out), "--workdir", str(tmp_path / "work")],
         capture_output=True,
         text=True,
         timeout=90,
@@ -197,7 +197,7 @@ async def test_locustfile_processes_share_nothing(tmp_path: Path):
 def test_bench_gateway_prints_both_phases_and_the_ratio(tmp_path: Path):
     """`onecard bench gateway`, tiny: both phases measured, the check ran, `ratio:` is the last line."""
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "bench", "gateway", "--duration", "2", "--warmup", "1", "--concurrency", "4",
+        [sys.executable, "-m", "onecard", "bench", "gateway", "--duration", "2", "--warmup", "1", "--concurrency", "4",
          "--persons", "300", "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
     )  # fmt: skip

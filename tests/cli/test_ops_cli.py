@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from adapters.pg_claims import PgJournal
 from adapters.pg_journal_chain import seal_once
 from adapters.pg_migrate import create_database, migrate
 from adapters.pg_pool import Pg
-from adapters.pg_store import PgStore
 from gateway.domain.journal import Claimed
 from tests.conftest import PG_ADMIN
 from tests.procs import ONECARD
@@ -31,7 +31,7 @@ async def scratch() -> AsyncIterator[tuple[str, asyncpg.Pool]]:
     await migrate(conn)
     await conn.close()
     async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
-        store = PgStore(Pg(pool, timeout_s=30.0))
+        store = PgJournal(Pg(pool, timeout_s=30.0))
         for n in range(5):
             res, _card = await store.claim_with_card(
                 "H33020000018", f"M{n:029d}", "1101", "330200000001", None, hashlib.sha256(b"%d" % n).digest(),

@@ -174,7 +174,7 @@ class TestAdmin:
         card, _ = fleet.card()
         r = await fleet.client.post("/admin/blacklist/cards", json={"card_sn": card.card_sn, **body}, headers=ADMIN)
         assert r.status == 400
-        assert field in (await r.json())["error"]
+        assert field in (await r.json())["err_msg"]
         assert await pg_rows(settings.pg_dsn, "SELECT 1 FROM blacklist_cards WHERE card_sn = $1", card.card_sn) == []
         t = await fleet.terminal()
         status, resp, _ = await fleet.call(t.person_info(card))

@@ -113,7 +113,7 @@ class TestEvents:
         """A body that is not an event or an array of at most 10,000 is refused as a whole."""
         r = await admin.post("/admin/blacklist/events", data=raw, headers=ADMIN)
         assert r.status == status
-        assert text in (await r.json())["error"]
+        assert text in (await r.json())["err_msg"]
 
     @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
     async def test_needs_token(self, admin, fleet: Fleet, headers):
@@ -123,7 +123,7 @@ class TestEvents:
             admin, {"source": "330200", "source_seq": seq(), "event": "damaged", "card_sn": card.card_sn}, headers
         )
         assert status == 401
-        assert "token" in body["error"]
+        assert "token" in body["err_msg"]
 
 
 class TestImport:
@@ -159,4 +159,4 @@ class TestImport:
         assert rows == [{"pin_mode": "PIN"}]
         r = await admin.post("/admin/blacklist/import?format=xml", data=data, headers=ADMIN)
         assert r.status == 400
-        assert "format" in (await r.json())["error"]
+        assert "format" in (await r.json())["err_msg"]

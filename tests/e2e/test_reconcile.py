@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import pytest
 
-from adapters.pg_journal_chain import chain_hash
+from adapters.journal_codec import chain_hash
 from gateway.domain.inputs import StatementDetail
 from gateway.domain.reconcile import (
     AMOUNT_MISMATCH,
@@ -75,9 +75,9 @@ class TestReconcile:
         return st
 
     async def _report(self, settings, core_url):
-        core = await fetch_core_ledger(core_url)
+        day = shanghai_today()
+        core = await fetch_core_ledger(core_url, CODE, day, day)
         async with asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2) as pool:
-            day = shanghai_today()
             return await reconcile(pool, CODE, day, day, tz=TZ, core=core)
 
     async def test_balanced_against_core(self, own, settings, core_url):
@@ -176,7 +176,7 @@ async def _cli(dsn: str, *extra: str) -> tuple[int, str, str]:
     """`onecard reconcile` for today at the private pharmacy, as a subprocess (the core runs in this loop)."""
     day = shanghai_today().isoformat()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "reconcile", "--institution", CODE, "--from", day, "--to", day, *extra,
+        sys.executable, "-m", "onecard", "reconcile", "--institution", CODE, "--from", day, "--to", day, *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "ONECARD_PG_DSN": dsn},
     )  # fmt: skip

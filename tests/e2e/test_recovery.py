@@ -1,6 +1,6 @@
 """Journal recovery (issue 4): a request claimed by a process that was then killed (journal row PENDING, maybe
 posted at the core, never answered) is completed as -1 CORE_TIMEOUT; for money a reversal is queued in the same
-transaction and driven to DONE. The crash is staged with a real terminal request and the real `PgStore.claim`."""
+transaction and driven to DONE. The crash is staged with a real terminal request and the real journal claim."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from gateway.domain.core import Posting
 from gateway.domain.effects import NewSettlement
 from gateway.domain.envelope import parse_envelope
 from gateway.domain.journal import Claimed
+from gateway.domain.registry import SettlementState
 from gateway.keys import GATEWAY
 from gateway.pipeline.context import Deps
 from gateway.pipeline.recovery import JournalRecovery
@@ -41,7 +42,7 @@ from tests.e2e.helpers import (
 
 @pytest.fixture
 def deps(client) -> Deps:
-    """The session gateway's collaborators (real PgStore, the guarded core)."""
+    """The session gateway's collaborators (real PostgreSQL adapters, the guarded core)."""
     return client.server.app[GATEWAY].d
 
 
@@ -49,7 +50,7 @@ async def crash_after_claim(deps: Deps, b: Built) -> int:
     """Claim the request exactly as the pipeline does, then 'die': the row stays PENDING, dated an hour ago."""
     canonical = orjson.dumps(b.body, option=orjson.OPT_SORT_KEYS)
     env = parse_envelope(b.body)
-    claim, _card = await deps.store.claim_with_card(
+    claim, _card = await deps.journal.claim_with_card(
         env.fixmedins_code,
         env.msgid,
         env.infno,
@@ -193,10 +194,10 @@ class TestRecoveryRaces:
         assert len(await queued(deps.settings.pg_dsn, code, msgid)) == 1
         (s,) = await settlement_rows(deps.settings.pg_dsn, code, msgid)
         # the owner, had it only been slow, now fails to complete and changes nothing
-        recorded = await deps.store.settlement_by_msgid(code, msgid)
+        recorded = await deps.settlements.settlement_by_msgid(code, msgid)
         assert recorded is not None
-        late = dataclasses.replace(recorded, state="POSTED", setl_id="LATE")
-        assert not await deps.store.complete(jid, b"{}", 200, None, [NewSettlement(late)])
+        late = dataclasses.replace(recorded, state=SettlementState.POSTED, setl_id="LATE")
+        assert not await deps.journal.complete(jid, b"{}", 200, None, [NewSettlement(late)])
         (again,) = await journal_rows(deps.settings.pg_dsn, code, msgid)
         assert bytes(again["response"]) == bytes(j["response"])
         assert (await settlement_rows(deps.settings.pg_dsn, code, msgid))[0]["setl_id"] == s["setl_id"]

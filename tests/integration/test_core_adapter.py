@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import date
 
 import pytest
 
 from adapters.core_fsi import FsiCore
 from gateway.domain.core import Cancellation, Posting, Reversal
 from gateway.domain.errors import CoreRejected, CoreTimeout, CoreUnavailable
+from gateway.domain.reconcile import CoreRecord
 from gateway.ports import InsuranceCore
 from tests.integration.conftest_core import (  # noqa: F401 - fixtures are registered by import
     HOSPITAL,
+    PHARMACY,
     POOR,
     RICH,
     Msgids,
@@ -110,6 +113,30 @@ class TestFsiCoreMethods:
         assert late.value.reason == "REVERSED"
         assert (await core.person(RICH, timeout=T)).balance == 50000
 
+    async def test_settlements_are_the_institutions_days_in_their_states(self, core: FsiCore, msgids: Msgids) -> None:
+        """settlements() (3202) gives the institution's settlements of those dates, current state, amounts in fen."""
+        kept, cancelled, reversed_ = msgids(), msgids(), msgids()
+        posted = {m: await core.post_settlement(posting(m, version=v), timeout=T)
+                  for v, m in enumerate((kept, cancelled, reversed_), start=1)}  # fmt: skip
+        await core.cancel_settlement(
+            Cancellation(msgids(), "2208", HOSPITAL, RICH, posted[cancelled].setl_id), timeout=T
+        )
+        await core.reverse(Reversal(msgids(), HOSPITAL, RICH, reversed_, "2207"), timeout=T)
+        day = date(2026, 3, 1)
+        records = await core.settlements(HOSPITAL, day, day, timeout=T)
+        assert sorted(records, key=lambda r: r.msgid) == [
+            CoreRecord(m, posted[m].setl_id, HOSPITAL, state, "2026-03-01 09:30:00", 10000, 5600, 3000, 1400)
+            for m, state in ((kept, "POSTED"), (cancelled, "CANCELLED"), (reversed_, "REVERSED"))
+        ]
+        assert await core.settlements(HOSPITAL, date(2026, 3, 2), date(2026, 3, 31), timeout=T) == []
+        assert await core.settlements(PHARMACY, day, day, timeout=T) == []
+
+    async def test_settlements_with_dates_reversed_are_rejected(self, core: FsiCore) -> None:
+        """An end before the beginning is the core's MALFORMED refusal."""
+        with pytest.raises(CoreRejected) as info:
+            await core.settlements(HOSPITAL, date(2026, 3, 2), date(2026, 3, 1), timeout=T)
+        assert info.value.reason == "MALFORMED"
+
 
 class TestFsiCoreFaults:
     async def test_core_down_is_unavailable(self, sim: Sim, core: FsiCore, msgids: Msgids) -> None:
@@ -119,6 +146,8 @@ class TestFsiCoreFaults:
             await core.post_settlement(posting(msgids()), timeout=T)
         with pytest.raises(CoreUnavailable):
             await core.person(RICH, timeout=T)
+        with pytest.raises(CoreUnavailable):
+            await core.settlements(HOSPITAL, date(2026, 3, 1), date(2026, 3, 1), timeout=T)
         assert (await sim.settlements())["settlements"] == []
 
     async def test_refused_connection_is_unavailable(self) -> None:

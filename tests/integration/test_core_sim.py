@@ -222,6 +222,39 @@ class TestReversal:
         assert (await sim.call("2208", msgids(), data))["infcode"] == 0
 
 
+class TestSettlementDetails:
+    async def test_3202_lists_the_institutions_days_with_states_and_yuan_amounts(
+        self, sim: Sim, msgids: Msgids
+    ) -> None:
+        """3202 answers the institution's settlements of those dates, cancelled ones included, in yuan."""
+        kept, cancelled = msgids(), msgids()
+        await post(sim, kept)
+        setl_id = (await post(sim, cancelled, version=2))["output"]["setlinfo"]["setl_id"]
+        await sim.call("2208", msgids(), {"setl_id": setl_id, "psn_no": RICH, "fixmedins_code": HOSPITAL})
+        await post(sim, msgids(), version=4, setl_time="2026-03-02 08:00:00")
+        reply = await sim.call("3202", msgids(), {"stmt_begndate": "2026-03-01", "stmt_enddate": "2026-03-01"})
+        assert reply["infcode"] == 0, reply
+        details = reply["output"]["details"]
+        assert [(d["medins_setl_id"], d["setl_stas"]) for d in details] == [(kept, "POSTED"), (cancelled, "CANCELLED")]
+        assert {k: details[1][k] for k in ("setl_id", "fixmedins_code", "setl_time", "medfee_sumamt", "acct_pay")} == {
+            "setl_id": setl_id, "fixmedins_code": HOSPITAL, "setl_time": "2026-03-01 09:30:00",
+            "medfee_sumamt": 100.0, "acct_pay": 30.0,
+        }  # fmt: skip
+        other = await sim.call("3202", msgids(PHARMACY), {"stmt_begndate": "2026-03-01", "stmt_enddate": "2026-03-31"},
+                               fixmedins_code=PHARMACY)  # fmt: skip
+        assert other["output"] == {"details": []}
+
+    @pytest.mark.parametrize(
+        "data",
+        [{"stmt_begndate": "2026-03-02", "stmt_enddate": "2026-03-01"}, {"stmt_begndate": "2026-03-01"},
+         {"stmt_begndate": "20260301", "stmt_enddate": "2026-03-01"}],
+    )  # fmt: skip
+    async def test_3202_with_bad_dates_is_malformed(self, sim: Sim, msgids: Msgids, data: dict[str, Any]) -> None:
+        """Missing, misspelt or reversed dates are refused MALFORMED."""
+        reply = await sim.call("3202", msgids(), data)
+        assert (reply["infcode"], reply["err_code"]) == (-2, "MALFORMED")
+
+
 class TestFaults:
     @pytest.mark.parametrize(
         ("body", "field"),

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 import pytest
 
-from adapters.pg_store import PgStore
+from adapters.pg_claims import PgJournal
 from gateway.domain.effects import NewSettlement
 from gateway.domain.journal import Claimed, Existing
 from gateway.domain.registry import Settlement
@@ -40,7 +40,7 @@ def request(msgid: str) -> tuple[bytes, str]:
     return hashlib.sha256(body.encode()).digest(), body
 
 
-async def claim(store: PgStore, msgid: str, card_day: date | None = DAY):
+async def claim(store: PgJournal, msgid: str, card_day: date | None = DAY):
     digest, body = request(msgid)
     return await store.claim_with_card(CODE, msgid, "2207", "330200000001", CARD, digest, body, card_day)
 
@@ -53,12 +53,12 @@ def settlement(msgid: str, setl_id: str) -> Settlement:
 
 
 async def test_concurrent_claims_share_statements_and_each_gets_its_row_and_card(pool: asyncpg.Pool):
-    store = PgStore(pool, batch_slots=2, batch_max=64)
+    store = PgJournal(pool, batch_slots=2, batch_max=64)
     msgids = [f"B{next(_n):029d}" for _ in range(30)]
     got = await asyncio.gather(*(claim(store, m, DAY if i % 2 else None) for i, m in enumerate(msgids)))
     ids = [c.journal_id for c, _ in got if isinstance(c, Claimed)]
     assert len(set(ids)) == 30
-    assert store.journal.claims.batches < 30  # shared statements
+    assert store.writer.claims.batches < 30  # shared statements
     for i, (_claim, card) in enumerate(got):
         if i % 2:
             assert card is not None
@@ -73,7 +73,7 @@ async def test_concurrent_claims_share_statements_and_each_gets_its_row_and_card
 
 
 async def test_a_key_twice_in_one_batch_is_claimed_once(pool: asyncpg.Pool):
-    store = PgStore(pool, batch_slots=1, batch_max=64)
+    store = PgJournal(pool, batch_slots=1, batch_max=64)
     msgid = f"B{next(_n):029d}"
     first, second = await asyncio.gather(claim(store, msgid), claim(store, msgid))
     assert isinstance(first[0], Claimed)
@@ -84,7 +84,7 @@ async def test_a_key_twice_in_one_batch_is_claimed_once(pool: asyncpg.Pool):
 
 
 async def test_a_completion_that_breaks_a_constraint_fails_alone(pool: asyncpg.Pool):
-    store = PgStore(pool, batch_slots=1, batch_max=64)
+    store = PgJournal(pool, batch_slots=1, batch_max=64)
     msgids = [f"B{next(_n):029d}" for _ in range(4)]
     jids = [(await claim(store, m))[0].journal_id for m in msgids]
     # The third reuses the first's setl_id: a unique violation inside the batched statement.
@@ -110,7 +110,7 @@ async def test_a_completion_that_breaks_a_constraint_fails_alone(pool: asyncpg.P
 
 
 async def test_completing_twice_applies_once(pool: asyncpg.Pool):
-    store = PgStore(pool, batch_slots=1, batch_max=64)
+    store = PgJournal(pool, batch_slots=1, batch_max=64)
     msgid = f"B{next(_n):029d}"
     jid = (await claim(store, msgid))[0].journal_id
     eff = [NewSettlement(settlement(msgid, "S2" + msgid[-10:]))]

@@ -14,8 +14,10 @@ import asyncpg
 import orjson
 import pytest
 
-from adapters.pg_journal_chain import chain_hash, encode_row, seal_once, verify
-from adapters.pg_store import PgStore
+from adapters.journal_codec import chain_hash, encode_row
+from adapters.pg_claims import PgJournal
+from adapters.pg_journal_chain import seal_once
+from adapters.pg_journal_verify import verify
 from gateway.domain.journal import Claimed
 
 PG_ADMIN = os.environ.get("ONECARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -23,7 +25,7 @@ CODE = "H33020000018"
 _n = itertools.count(1)
 
 
-async def claim(store: PgStore, **over: Any) -> int:
+async def claim(store: PgJournal, **over: Any) -> int:
     """A new journal row, PENDING, through the real claim."""
     n = next(_n)
     req = {"infno": "2207", "msgid": f"M{n:029d}", "input": {"data": {"medfee_sumamt": 12.5, "n": n, "名": "张三"}}}
@@ -35,12 +37,12 @@ async def claim(store: PgStore, **over: Any) -> int:
     return res.journal_id
 
 
-async def done(store: PgStore, jid: int, err: str | None = None) -> None:
+async def done(store: PgJournal, jid: int, err: str | None = None) -> None:
     """Complete a row through the real complete."""
     await store.complete(jid, b'{"infcode":0,"jid":%d}' % jid, 200, err)
 
 
-async def new_rows(store: PgStore, n: int) -> list[int]:
+async def new_rows(store: PgJournal, n: int) -> list[int]:
     """n completed rows, in id order."""
     ids = [await claim(store) for _ in range(n)]
     for jid in ids:
@@ -56,7 +58,7 @@ async def chain(pool: asyncpg.Pool) -> list[dict[str, Any]]:
 
 async def test_sealing_is_gap_free_and_in_id_order(pool: asyncpg.Pool):
     """Completed rows are sealed 1, 2, 3 ... in id order, and verify passes."""
-    store = PgStore(pool)
+    store = PgJournal(pool)
     ids = await new_rows(store, 25)
     assert await seal_once(pool, batch=7) == 25  # several batches, one call
     got = await chain(pool)
@@ -71,7 +73,7 @@ async def test_sealing_is_gap_free_and_in_id_order(pool: asyncpg.Pool):
 
 async def test_pending_rows_wait_for_completion(pool: asyncpg.Pool):
     """A PENDING row is not sealed; once completed it joins the chain after the rows sealed meanwhile."""
-    store = PgStore(pool)
+    store = PgJournal(pool)
     a, b, c = await claim(store), await claim(store), await claim(store)
     await done(store, b)
     assert await seal_once(pool) == 1
@@ -88,7 +90,7 @@ async def test_pending_rows_wait_for_completion(pool: asyncpg.Pool):
 
 async def test_concurrent_sealers_seal_each_row_once(pool: asyncpg.Pool):
     """Eight sealers racing writers: every row sealed exactly once, no gaps, verify passes."""
-    store = PgStore(pool)
+    store = PgJournal(pool)
     before = len(await chain(pool))
     stop = asyncio.Event()
 
@@ -118,7 +120,7 @@ async def test_concurrent_sealers_seal_each_row_once(pool: asyncpg.Pool):
 
 async def test_unsealed_rows_are_reported_not_broken(pool: asyncpg.Pool):
     """DONE rows the sealer has not reached count as unsealed; the chain itself still verifies."""
-    store = PgStore(pool)
+    store = PgJournal(pool)
     ids = await new_rows(store, 2)
     res = await verify(pool, stale_s=0)
     assert res.ok, res
@@ -199,7 +201,7 @@ async def _rehash_forward(conn: asyncpg.Connection, rows: list[dict[str, Any]]) 
 )
 async def test_tampering_names_the_first_broken_row(pool: asyncpg.Pool, tamper):
     """Each kind of tampering fails verify at the first row whose hash, link or content no longer matches."""
-    store = PgStore(pool)
+    store = PgJournal(pool)
     await new_rows(store, 12)
     rows = await _mid(pool)
     async with pool.acquire() as conn:
@@ -215,7 +217,7 @@ async def test_tampering_names_the_first_broken_row(pool: asyncpg.Pool, tamper):
 
 async def test_deleting_the_last_sealed_row_is_caught_by_the_head(pool: asyncpg.Pool):
     """The chain's tail is anchored by the head row: deleting the newest sealed row breaks verify."""
-    store = PgStore(pool)
+    store = PgJournal(pool)
     await new_rows(store, 2)
     await seal_once(pool)
     last = dict(await pool.fetchrow("SELECT * FROM journal WHERE chain_seq = (SELECT max(chain_seq) FROM journal)"))

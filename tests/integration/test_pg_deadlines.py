@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from adapters.pg_claims import PgJournal
 from adapters.pg_pool import Pg, PgTimeout
-from adapters.pg_store import PgStore
+from adapters.pg_reversal_queue import PgReversalQueue
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.journal import Claimed
 
@@ -83,7 +84,7 @@ class TestStall:
 
     async def test_the_store_says_dependency_unavailable(self, tight: Pg):
         """Through the store (the pipeline's port) a stall is DependencyUnavailable naming the operation."""
-        store = PgStore(tight)
+        store = PgReversalQueue(tight)
         pid = await _frozen_backend(tight)
         try:
             with pytest.raises(DependencyUnavailable, match="did not answer in time"):
@@ -92,7 +93,7 @@ class TestStall:
             os.kill(pid, signal.SIGCONT)
 
 
-async def _claim(store: PgStore, msgid: str, *, tseq: int, atc: int | None, fresh: bool = True) -> Claimed | None:
+async def _claim(store: PgJournal, msgid: str, *, tseq: int, atc: int | None, fresh: bool = True) -> Claimed | None:
     digest = hashlib.sha256(msgid.encode()).digest()
     res, _ = await store.claim_with_card(
         CODE, msgid, "1101", "330200000017", CARD if atc is not None else None, digest, f'{{"m": "{msgid}"}}',
@@ -106,7 +107,7 @@ class TestCompletionDeadline:
         """journal_complete() with a deadline already passed (in the database's clock) raises query_canceled and
         leaves the claim PENDING: a statement that sat in a stalled server past its caller's patience cannot
         settle behind the terminal's back."""
-        store = PgStore(pool)
+        store = PgJournal(pool)
         claim = await _claim(store, f"D{next(_n):029d}", tseq=10_000 + next(_n), atc=None)
         assert claim is not None
         past = datetime.now(UTC) - timedelta(seconds=5)
@@ -118,7 +119,7 @@ class TestCompletionDeadline:
         assert await store.complete(claim.journal_id, b"{}", 200, None)  # within its deadline: completes
 
     async def test_a_completion_batch_past_its_deadline_commits_nothing(self, pool: Pg):
-        store = PgStore(pool)
+        store = PgJournal(pool)
         claims = [await _claim(store, f"D{next(_n):029d}", tseq=20_000 + next(_n), atc=None) for _ in range(2)]
         ids = [c.journal_id for c in claims if c is not None]
         past = datetime.now(UTC) - timedelta(seconds=5)
@@ -132,7 +133,7 @@ class TestCompletionDeadline:
 
 class TestReplayStateOfRecord:
     async def test_the_claim_takes_a_pair_once_and_raises_the_atc_only_upwards(self, pool: Pg):
-        store = PgStore(pool)
+        store = PgJournal(pool)
         base = 30_000 + next(_n) * 10
         first = await _claim(store, f"R{next(_n):029d}", tseq=base, atc=100)
         assert first is not None
@@ -150,7 +151,7 @@ class TestReplayStateOfRecord:
         assert await pool.fetchval("SELECT atc FROM card_atc WHERE card_sn = $1", CARD) == 101
 
     async def test_a_request_that_is_not_fresh_takes_nothing(self, pool: Pg):
-        store = PgStore(pool)
+        store = PgJournal(pool)
         tseq = 40_000 + next(_n)
         stale = await _claim(store, f"R{next(_n):029d}", tseq=tseq, atc=None, fresh=False)
         assert stale is not None
@@ -163,7 +164,7 @@ class TestReplayStateOfRecord:
     async def test_one_statement_decides_one_pair_between_concurrent_claims(self, pool: Pg):
         """Twelve claims of one (psam_no, tseq) under twelve msgids, submitted at once so they share group-commit
         batches: exactly one takes the pair."""
-        store = PgStore(pool, batch_slots=1, batch_max=64)
+        store = PgJournal(pool, batch_slots=1, batch_max=64)
         tseq = 50_000 + next(_n)
         got = await asyncio.gather(*(_claim(store, f"R{next(_n):029d}", tseq=tseq, atc=None) for _ in range(12)))
         assert sorted(str(c.replay) for c in got if c is not None) == ["None"] + ["TSEQ"] * 11

@@ -38,7 +38,7 @@ async def test_the_upgrade_seeds_replay_state_from_the_journal() -> None:
         for version, fname, _sql in migration_files():
             if version < 5:
                 await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, fname)
-        assert await migrate(conn) == ["0005_durable_replay.sql"]
+        assert (await migrate(conn))[0] == "0005_durable_replay.sql"
         pairs = {r["tseq"] for r in await conn.fetch("SELECT tseq FROM psam_tseq WHERE psam_no = '330200000001'")}
         assert pairs == {7, 8, 9, 10, 11}  # every journaled pair counts as used
         # the highest atc of a request not refused as replayed or stale (those never raised it)

@@ -1,5 +1,5 @@
 """Journal recovery of the claims this process abandoned when PostgreSQL failed mid-request (a fake of our own
-Store port): a claim still PENDING is completed at once as -1 CORE_TIMEOUT with the reversal a settlement owes;
+Journal port): a claim still PENDING is completed at once as -1 CORE_TIMEOUT with the reversal a settlement owes;
 one the late completion committed after all is left standing and counted `settled`; while the database is
 still away nothing is lost and the claim waits for the next attempt."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -15,10 +14,9 @@ from gateway.domain.effects import NewSettlement, QueueReversal
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.journal import Existing, StaleClaim
 from gateway.http.metrics import Metrics
-from gateway.pipeline.context import Deps
 from gateway.pipeline.recovery import JournalRecovery
-from gateway.settings import Settings
 from loadtest.terminal import SimCard, Terminal
+from tests.fakes.world import SHANGHAI, FakeClock, make_deps
 
 CODE = "H33020000013"
 
@@ -66,10 +64,7 @@ class Node:
 
 
 def recovery(store: FakeStore) -> JournalRecovery:
-    deps = Deps(
-        settings=Settings(), tz=ZoneInfo("Asia/Shanghai"), store=store, lists=None, blacklist=None, core=None,
-        keys=None, policies=None, catalogue=None, metrics=Metrics(), node=Node(),
-    )  # type: ignore[arg-type]  # fmt: skip
+    deps = make_deps(FakeClock(datetime.now(SHANGHAI)), store=store, metrics=Metrics(), node=Node())
     return JournalRecovery(deps)
 
 

@@ -9,7 +9,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.pg_journal_chain import _json, canonical_json, canonical_json_reference
+from adapters.journal_codec import _json, canonical_json, canonical_json_reference
 
 _scalars = (
     st.none()

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from datetime import date
 
 import pytest
 
 from adapters.core_guard import CLOSED, HALF_OPEN, OPEN, GuardedCore
 from gateway.domain.core import Cancellation, Cancelled, PersonRecord, Posted, Posting, Reversal, Reversed
 from gateway.domain.errors import CoreRejected, CoreTimeout, CoreUnavailable
+from gateway.domain.reconcile import CoreRecord
 from gateway.ports import InsuranceCore
 
 PERSON = PersonRecord("P1", "c", "n", "1", "1980-01-01", "310", "11", "330200", 100, 0, 0, 1)
+RECORD = CoreRecord("M1", "S1", "H33020000001", "POSTED", "2026-01-01 08:00:00", 1000, 500, 300, 200)
 REVERSAL = Reversal("RV1", "H33020000001", "P1", "H33020000001202601010000000001", "2207")
 
 
@@ -58,6 +61,10 @@ class ScriptedCore:
     async def reverse(self, reversal: Reversal, *, timeout: float) -> Reversed:
         await self._answer()
         return Reversed(reversal.omsgid, True)
+
+    async def settlements(self, fixmedins_code: str, begin: date, end: date, *, timeout: float) -> list[CoreRecord]:
+        await self._answer()
+        return [RECORD]
 
     async def close(self) -> None:
         self.closed = True
@@ -278,3 +285,21 @@ class TestDeadline:
             await core.person("P1", timeout=0.0)
         assert core.state == OPEN
         assert core.in_flight == 0
+
+
+class TestSettlementsRead:
+    async def test_settlements_pass_through_and_share_the_breaker(self):
+        """settlements() passes through closed; it is a read: a backstop deadline is unavailable, and it counts."""
+        inner, clock = ScriptedCore(), Clock()
+        core, _ = guarded(inner, clock, failures=2)
+        day = date(2026, 1, 1)
+        assert await core.settlements("H33020000001", day, day, timeout=1.0) == [RECORD]
+        core.deadline_grace_s = 0.0
+        inner.gate = asyncio.Event()  # never set: the inner core hangs
+        for _ in range(2):
+            with pytest.raises(CoreUnavailable):
+                await core.settlements("H33020000001", day, day, timeout=0.0)
+        assert core.state == OPEN
+        with pytest.raises(CoreUnavailable):
+            await core.settlements("H33020000001", day, day, timeout=1.0)
+        assert inner.calls == 3

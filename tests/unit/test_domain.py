@@ -15,9 +15,9 @@ from gateway.domain import pin
 from gateway.domain.codes import WIRE, ResultCode
 from gateway.domain.envelope import parse_envelope
 from gateway.domain.errors import Declined
-from gateway.domain.inputs import parse_input
 from gateway.domain.money import AmountError, fen_to_wire, mul_ratio_half_up, yuan_to_fen
 from gateway.domain.registry import mask
+from gateway.domain.txtypes import parse_input
 from loadtest.terminal import SimCard, Terminal
 from rules.params import PinCaps
 

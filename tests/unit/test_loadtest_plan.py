@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from gateway.domain.envelope import parse_envelope
-from gateway.domain.inputs import mac_amount
 from gateway.domain.keys import DEV_KEYS, CardKeyCache, MasterKeys
 from gateway.domain.security import verify
+from gateway.domain.txtypes import mac_amount
 from loadtest.fleet import Fleet
 from loadtest.runner import parse_rate
 from loadtest.scenarios import DEFAULT_MIX, Planner, parse_mix

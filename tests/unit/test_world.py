@@ -12,17 +12,8 @@ from typing import Any
 
 import pytest
 
-from loadtest.world import (
-    AS_OF,
-    CARD_SN_MIDDLE,
-    COUNTIES,
-    REGIONS,
-    check_digit,
-    generate,
-    load_world,
-    pick,
-    write_world,
-)
+from loadtest.population import AS_OF, CARD_SN_MIDDLE, COUNTIES, REGIONS, check_digit
+from loadtest.world import generate, load_world, pick, write_world
 
 CATALOGUE = [
     {"med_list_codg": "XA01", "name": "阿莫西林胶囊", "class": "A", "price": "12.50", "kind": "drug"},

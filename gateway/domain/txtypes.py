@@ -1,0 +1,130 @@
+"""The transaction table: one entry per infno saying what the gateway must know about it (SPEC §4.1, §5, §6).
+
+Every place that once switched on an infno reads this table instead: the envelope parser (card-bearing,
+sign-in), the MAC amount, the input parser, the pipeline's flow (by `kind`), what an unknown outcome owes the
+core and how journal recovery closes it (`owes`), what a cancel or reversal may name, and what reconciliation
+counts. Adding a transaction is one entry here and its flow (docs/architecture.md, "Adding a transaction").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, TypedDict
+
+from gateway.domain import inputs
+from gateway.domain.fields import amount, req_obj
+from gateway.domain.money import Fen
+from gateway.domain.statement_input import parse_statement
+
+if TYPE_CHECKING:
+    from gateway.domain.envelope import Envelope
+    from gateway.domain.inputs import Input
+
+
+class Kind(StrEnum):
+    """What a transaction does; the pipeline runs one flow per kind (`gateway.pipeline.table`)."""
+
+    SIGN_IN = "sign_in"
+    SIGN_OUT = "sign_out"
+    PERSON = "person"
+    ENTITLEMENT = "entitlement"
+    PRESETTLE = "presettle"
+    SETTLE = "settle"
+    CANCEL = "cancel"
+    REVERSE = "reverse"
+    STATEMENT = "statement"
+
+
+class Owes(StrEnum):
+    """What the core is owed when the outcome of a core call is unknown (timeout, crash, lost journal write)."""
+
+    NOTHING = "nothing"  # nothing the core does for it moves money
+    REVERSAL = "reversal"  # a 2601 of this very message (a settlement or a cancel the core may have applied)
+    ITS_REVERSAL = "its_reversal"  # a 2601 itself: the reversal it asked for is queued, and retried to the end
+
+
+@dataclass(frozen=True, slots=True)
+class TxType:
+    """One infno: its parser, its flow's kind, and the facts the pipeline, recovery and reconciliation read."""
+
+    infno: str
+    name: str
+    kind: Kind
+    parse: Callable[[Envelope], Input]
+    card_bearing: bool = False  # MAC1/TAC over a card (SPEC §4.1): card checks, replay of the card's atc
+    amount_bearing: bool = False  # AMT of MAC1/TAC is input.data.medfee_sumamt (SPEC §4.3), else 0
+    owes: Owes = Owes.NOTHING
+    needs_session: bool = True  # a sign_no of 9001 is required (SPEC §6.1)
+    records_settlement: bool = False  # journals a settlement row, counted by 3201/3202 and `onecard reconcile`
+    cancels: str | None = None  # for a cancel: the infno of the settlements it may cancel
+    reversible: bool = False  # may be the oinfno of a 2601 (SPEC §6.4)
+    refuses_listed_person: bool = True  # False: a listed person is reported by the flow, not refused (2001)
+
+
+def _reverse(env: Envelope) -> Input:
+    return inputs.parse_reverse(env, REVERSIBLE)
+
+
+_P = inputs
+
+
+class _Carries(TypedDict):
+    card_bearing: bool
+    amount_bearing: bool
+
+
+_CARD = _Carries(card_bearing=True, amount_bearing=False)
+_AMOUNT = _Carries(card_bearing=True, amount_bearing=True)
+# fmt: off
+TABLE: tuple[TxType, ...] = (
+    TxType("9001", "sign-in", Kind.SIGN_IN, _P.parse_sign_in, needs_session=False),
+    TxType("9002", "sign-out", Kind.SIGN_OUT, _P.parse_sign_out),
+    TxType("1101", "person information", Kind.PERSON, _P.parse_person, **_CARD),
+    TxType("2001", "person entitlement check", Kind.ENTITLEMENT, _P.parse_entitlement, **_CARD,
+           refuses_listed_person=False),
+    TxType("2206", "outpatient pre-settlement", Kind.PRESETTLE, _P.parse_settle, **_AMOUNT),
+    TxType("2207", "outpatient settlement", Kind.SETTLE, _P.parse_settle, **_AMOUNT,
+           owes=Owes.REVERSAL, records_settlement=True, reversible=True),
+    TxType("2101", "pharmacy pre-settlement", Kind.PRESETTLE, _P.parse_settle, **_AMOUNT),
+    TxType("2102", "pharmacy settlement", Kind.SETTLE, _P.parse_settle, **_AMOUNT,
+           owes=Owes.REVERSAL, records_settlement=True, reversible=True),
+    TxType("2208", "outpatient cancel", Kind.CANCEL, _P.parse_cancel,
+           owes=Owes.REVERSAL, cancels="2207", reversible=True),
+    TxType("2103", "pharmacy cancel", Kind.CANCEL, _P.parse_cancel,
+           owes=Owes.REVERSAL, cancels="2102", reversible=True),
+    TxType("2601", "reversal", Kind.REVERSE, _reverse, owes=Owes.ITS_REVERSAL),
+    TxType("3201", "reconciliation totals", Kind.STATEMENT, parse_statement),
+    TxType("3202", "reconciliation details", Kind.STATEMENT, parse_statement),
+)
+# fmt: on
+
+TXTYPES: Mapping[str, TxType] = {t.infno: t for t in TABLE}
+REVERSIBLE: tuple[str, ...] = tuple(t.infno for t in TABLE if t.reversible)
+SETTLING: frozenset[str] = frozenset(t.infno for t in TABLE if t.records_settlement)
+
+
+def txtype(infno: str) -> TxType:
+    """The table's entry of a supported infno.
+
+    Raises:
+        KeyError: the infno is not a transaction of this gateway (the envelope parser refuses those first).
+    """
+    return TXTYPES[infno]
+
+
+def parse_input(env: Envelope) -> Input:
+    """Parse `input` for the envelope's infno.
+
+    Raises:
+        Declined: MALFORMED naming the first bad field.
+    """
+    return TXTYPES[env.infno].parse(env)
+
+
+def mac_amount(env: Envelope) -> Fen:
+    """AMT of MAC1/TAC: medfee_sumamt for the amount-bearing infnos, else 0 (SPEC §4.3)."""
+    if TXTYPES[env.infno].amount_bearing:
+        return amount(req_obj(env.input, "data", "input."), "medfee_sumamt", "input.data.")
+    return Fen(0)
