@@ -4,32 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
-import asyncpg
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    """Card-list changes in (since, version]: the latest state of each card that changed."""
-
-    version: int
-    adds: list[tuple[str, str]]
-    dels: list[str]
+from adapters.pg_changelog import read_version
+from adapters.pg_pool import Pg
+from gateway.domain.feeds import Delta
 
 
-async def current_version(pool: asyncpg.Pool) -> int:
+async def current_version(pool: Pg) -> int:
     """The global blacklist version."""
-    return int(await pool.fetchval("SELECT version FROM blacklist_meta"))
+    return await read_version(pool)
 
 
-async def card_delta(pool: asyncpg.Pool, since: int) -> tuple[Delta | None, int, int]:
+async def card_delta(pool: Pg, since: int) -> tuple[Delta | None, int, int]:
     """The delta since `since` (None when the log no longer reaches back), the version, and the list size.
 
     One REPEATABLE READ transaction, so the delta, the version and the size agree.
     """
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        version = int(await conn.fetchval("SELECT version FROM blacklist_meta"))
+        version = await read_version(conn)
         size = int(await conn.fetchval("SELECT count(*) FROM blacklist_cards"))
         oldest = await conn.fetchval("SELECT min(version) FROM blacklist_changes")
         # The log must hold every version after `since`; an empty log is complete only up to `version`.
@@ -48,11 +40,11 @@ async def card_delta(pool: asyncpg.Pool, since: int) -> tuple[Delta | None, int,
 
 @asynccontextmanager
 async def card_snapshot(
-    pool: asyncpg.Pool, chunk: int = 10_000
+    pool: Pg, chunk: int = 10_000
 ) -> AsyncIterator[tuple[int, AsyncIterator[list[tuple[str, str]]]]]:
     """The version and the whole card list sorted by card_sn, in chunks, read consistently."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        version = int(await conn.fetchval("SELECT version FROM blacklist_meta"))
+        version = await read_version(conn)
 
         async def chunks() -> AsyncIterator[list[tuple[str, str]]]:
             cur = await conn.cursor("SELECT card_sn, reason FROM blacklist_cards ORDER BY card_sn")
@@ -60,3 +52,26 @@ async def card_snapshot(
                 yield [(r[0], r[1]) for r in rows]
 
         yield version, chunks()
+
+
+class PgDistribution:
+    """`gateway.ports.DistributionReads` on PostgreSQL: versions and deltas under the request deadline of `pg`,
+    snapshots under its bulk deadline."""
+
+    def __init__(self, pg: Pg, chunk: int = 10_000) -> None:
+        self.pg = pg
+        self.chunk = chunk
+
+    async def version(self) -> int:
+        """The global blacklist version."""
+        return await current_version(self.pg)
+
+    async def card_delta(self, since: int) -> tuple[Delta | None, int, int]:
+        """The delta since `since`, the version and the list size (`card_delta`)."""
+        return await card_delta(self.pg, since)
+
+    @asynccontextmanager
+    async def card_snapshot(self) -> AsyncIterator[tuple[int, AsyncIterator[list[tuple[str, str]]]]]:
+        """The version and the whole card list in chunks (`card_snapshot`), under the bulk deadline."""
+        async with card_snapshot(self.pg.bulk, self.chunk) as snap:
+            yield snap

@@ -14,40 +14,46 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from adapters.pg_pool import RETRYABLE
 from blacklist_cache.fingerprint import card_field, fingerprint, person_field
 from blacklist_cache.local import LocalBlacklist
+from gateway.ports.blacklist import ChangeLog, ListName, ListSnapshots
 
 log = logging.getLogger("onecard.blacklist")
 
-DecodeOps = Callable[[bytes], list[tuple[str, str, str, str]]]  # -> (list, op, key, reason) per change
+DecodeOps = Callable[[bytes], Sequence[tuple[str, str, str, str]]]  # -> (list, op, key, reason) per change
+CATCH_UP_ROWS = 20_000
 
 
 class Follower:
-    """Loads and follows the blacklist for one process."""
+    """Loads and follows the blacklist for one process.
+
+    `changes` is PostgreSQL's change log (heartbeats and catch-ups: the request deadline), `lists` its lists of
+    record (the snapshot load: the bulk deadline); `retryable` the errors that mean "PostgreSQL is away".
+    """
 
     def __init__(
         self,
         local: LocalBlacklist,
-        pool: asyncpg.Pool,
+        changes: ChangeLog,
+        lists: ListSnapshots,
         redis: Redis,
         stream_key: str,
         decode_ops: DecodeOps,
         *,
+        retryable: tuple[type[BaseException], ...],
         heartbeat_s: float = 0.25,
         block_ms: int = 500,
-        bulk: Any = None,
     ) -> None:
         self.local = local
-        self.pool = pool
-        self.bulk = bulk if bulk is not None else pool  # the snapshot load: a pool with a longer deadline
+        self.changes = changes
+        self.lists = lists
+        self.retryable = retryable
         self.redis = redis
         self.stream_key = stream_key
         self.decode_ops = decode_ops
@@ -57,18 +63,18 @@ class Follower:
         self._lock = asyncio.Lock()
         self.reloads = 0
 
-    # snapshot and catch-up from PostgreSQL --------------------------------------------------------------
     async def load(self) -> int:
         """Replace the cache with a consistent snapshot of both lists; returns its version."""
         cards: list[int] = []
         persons: list[int] = []
-        async with self.bulk.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            version = int(await conn.fetchval("SELECT version FROM blacklist_meta"))
-            for sql, out, field in (
-                ("SELECT card_sn FROM blacklist_cards", cards, card_field),
-                ("SELECT psn_no FROM blacklist_persons", persons, person_field),
-            ):
-                await conn.copy_from_query(sql, output=_Lines(out, field))
+        lists: tuple[tuple[ListName, list[int], Callable[[str], bytes]], ...] = (
+            ("C", cards, card_field),
+            ("P", persons, person_field),
+        )
+        async with self.lists.snapshot() as snap:
+            version = snap.version
+            for list_, out, field in lists:
+                await snap.copy_keys(list_, _Lines(out, field))
         async with self._lock:
             self.local.replace(version, cards, persons)
             self._settle_beats()
@@ -83,18 +89,15 @@ class Follower:
             if applied is None:
                 await self.load()
                 continue
-            rows = await self.pool.fetch(
-                "SELECT version, list, op, key FROM blacklist_changes WHERE version > $1 ORDER BY version LIMIT 20000",
-                applied,
-            )
+            rows = await self.changes.changes_since(applied, CATCH_UP_ROWS)
             if not rows:
                 return
-            if rows[0]["version"] != applied + 1:
+            if rows[0].version != applied + 1:
                 log.warning("blacklist change log pruned past version %d: reloading", applied)
                 await self.load()
                 continue
             async with self._lock:
-                self._apply([(r["version"], r["list"], r["op"], r["key"]) for r in rows])
+                self._apply([(r.version, r.list, r.op, r.key) for r in rows])
 
     def _apply(self, changes: list[tuple[int, str, str, str]]) -> None:
         applied = self.local.version or 0
@@ -112,11 +115,10 @@ class Follower:
             t, _ = self._beats.popleft()
             self.local.synced_at = max(self.local.synced_at, t)
 
-    # loops -----------------------------------------------------------------------------------------------
     async def heartbeat_once(self) -> None:
         """Ask PostgreSQL for its version; confirm, or catch up when the cache stayed behind."""
         t = time.monotonic()
-        version = int(await self.pool.fetchval("SELECT version FROM blacklist_meta"))
+        version = await self.changes.version()
         lagging = bool(self._beats) and (self.local.version or 0) < self._beats[0][1]
         self._beats.append((t, version))
         self._settle_beats()
@@ -128,7 +130,7 @@ class Follower:
         while True:
             try:
                 await self.heartbeat_once()
-            except RETRYABLE as exc:
+            except self.retryable as exc:
                 log.warning("blacklist heartbeat failed: %s", type(exc).__name__)
             await asyncio.sleep(self.heartbeat_s)
 
@@ -166,7 +168,7 @@ class Follower:
             try:
                 await self.load()
                 break
-            except RETRYABLE as exc:
+            except self.retryable as exc:
                 log.warning("blacklist cache load failed (%s): retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
         tasks = [asyncio.create_task(self._heartbeat_loop()), asyncio.create_task(self._stream_loop())]

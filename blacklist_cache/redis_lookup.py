@@ -2,7 +2,7 @@
 
 Replay state is not here: PostgreSQL holds it (SPEC §5.1, the journal claim), so a Redis that lost its data,
 or stalls, can neither let a replay through nor refuse a fresh request. The lists are the layout of
-`blacklist_cache.redis_layout` (bucket keys computed inside the script from `bl:meta`).
+`blacklist_cache.redis_scripts` (bucket keys computed inside the script from `bl:meta`).
 
 Every call has a deadline (`connect_redis`: socket timeouts, no retries, and a hard bound around the call),
 and a stalled or unreachable Redis becomes `DependencyUnavailable`.
@@ -18,30 +18,18 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from blacklist_cache.fingerprint import fingerprint
-from blacklist_cache.redis_layout import BUCKET_LUA, field_of, reason_code
+from blacklist_cache.redis_codec import field_of, reason_code
+from blacklist_cache.redis_scripts import LOOKUP_REASONS
 from gateway.domain.errors import DependencyUnavailable
-
-# KEYS: bl:meta. ARGV: key prefix, card field ('' = no card lookup), card hi, person field ('' = none), person
-# hi. hi = top 32 bits of the field's 64-bit fingerprint. Without meta the lists are not loaded: 'UNLOADED'.
-# Returns {'OK' | 'UNLOADED', card value or '', person value or ''}.
-_LOOKUP = (
-    BUCKET_LUA
-    + """
-local m = redis.call('HMGET', KEYS[1], 'gen', 'cbits', 'pbits')
-if not m[1] then return {'UNLOADED', '', ''} end
-local base = ARGV[1] .. 'bl:' .. m[1] .. ':'
-local creason, preason = false, false
-if ARGV[2] ~= '' then creason = redis.call('HGET', bucket_key(base, 'c', m[2], ARGV[3]), ARGV[2]) end
-if ARGV[4] ~= '' then preason = redis.call('HGET', bucket_key(base, 'p', m[3], ARGV[5]), ARGV[4]) end
-return {'OK', creason or '', preason or ''}
-"""
-)
 
 
 def connect_redis(url: str, timeout_s: float) -> Redis:
     """A client whose every command, connecting included, fails after `timeout_s` and is never retried (redis-py
     retries three times with up to 10 s of backoff by default: a stall would cost a terminal 14 s)."""
-    return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
+    client: Redis = Redis.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+    )
+    return client
 
 
 class RedisLookup:
@@ -52,7 +40,7 @@ class RedisLookup:
         self.prefix = prefix
         self.timeout_s = timeout_s
         self.meta_key = f"{prefix}bl:meta"
-        self._lookup = redis.register_script(_LOOKUP)
+        self._lookup = redis.register_script(LOOKUP_REASONS)
 
     async def reasons(self, card_sn: str | None, psn_no: str | None) -> tuple[str, str] | None:
         """(card reason, person reason) for the keys given ('' = not listed), or None while the lists are not

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,21 +18,27 @@ from redis.exceptions import RedisError
 
 from adapters.core_fsi import FsiCore
 from adapters.core_guard import GuardedCore
-from adapters.pg_blacklist import load_world, prune_changes
+from adapters.pg_changelog import PgChangeLog
 from adapters.pg_claims import PgJournal
+from adapters.pg_distribution import PgDistribution
+from adapters.pg_feed_writer import PgFeedWriter
 from adapters.pg_journal_chain import run_sealer
+from adapters.pg_list_snapshots import PgListSnapshots
 from adapters.pg_lists import PgListsOfRecord
 from adapters.pg_migrate import ensure_database, migrate
 from adapters.pg_nodes import NodeLease
-from adapters.pg_pool import RETRYABLE, UNAVAILABLE, Pg, open_pg
+from adapters.pg_pool import RETRYABLE, UNAVAILABLE, open_pg, open_pg_for
 from adapters.pg_registry import PgRegistry
 from adapters.pg_reversal_queue import PgReversalQueue
 from adapters.pg_settlements import PgSettlements
+from adapters.pg_world import load_world
 from adapters.system_clock import SystemClock
+from blacklist_cache.errors import RebuildInterrupted
 from blacklist_cache.follower import Follower
 from blacklist_cache.local import LocalBlacklist
 from blacklist_cache.publisher import Publisher, sync_once
-from blacklist_cache.redis_layout import RebuildInterrupted, RedisBlacklist, decode_ops
+from blacklist_cache.redis_blacklist import RedisBlacklist
+from blacklist_cache.redis_codec import decode_ops
 from blacklist_cache.redis_lookup import RedisLookup, connect_redis
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.keys import CardKeyCache
@@ -39,19 +46,21 @@ from gateway.exits import DependencyDown, redis_down
 from gateway.http.admin import admin_routes
 from gateway.http.distribution import distribution_routes
 from gateway.http.errors import error_middleware
-from gateway.http.feeds import FEED_AFTER_COMMIT, FEED_NUDGE, feed_routes
+from gateway.http.feeds import FEED_AFTER_COMMIT, FEED_BATCH_S, FEED_NUDGE, feed_routes
 from gateway.http.metrics import Metrics
 from gateway.http.routes import latency_middleware, routes
 from gateway.keys import (
+    DISTRIBUTION,
+    FEED_WRITER,
     GATEWAY,
     LIST_LOOKUP,
+    LIST_WRITER,
     LOCAL_BLACKLIST,
     MASTER_KEYS,
     METRICS,
     NODE,
     PG_BULK,
     PG_POOL,
-    REDIS_BLACKLIST,
     SETTINGS,
     STATUS,
 )
@@ -59,6 +68,7 @@ from gateway.keystore import load_keys
 from gateway.pipeline.context import Deps
 from gateway.pipeline.reversals import ReversalWorker
 from gateway.pipeline.service import Gateway
+from gateway.ports.blacklist import ChangeLog, FeedWriter
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
@@ -98,11 +108,21 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-async def _prune_forever(pool: Pg, keep_days: int, every_s: float = 3600.0) -> None:
+@asynccontextmanager
+async def feed_writer_for(settings: Settings) -> AsyncIterator[FeedWriter]:
+    """The feed writer of a command (`onecard blacklist import`): a small pool of its own, the bulk deadline."""
+    pg = await open_pg_for(settings)
+    try:
+        yield PgFeedWriter(pg.bulk)
+    finally:
+        await pg.close()
+
+
+async def _prune_forever(changes: ChangeLog, keep_days: int, every_s: float = 3600.0) -> None:
     """Drop change-log rows past the retention window (the delta API then answers with the full list)."""
     while True:
         try:
-            removed = await prune_changes(pool, keep_days)
+            removed = await changes.prune(keep_days)
             if removed:
                 log.info("blacklist change log: %d rows past %d days pruned", removed, keep_days)
         except UNAVAILABLE as exc:
@@ -181,33 +201,36 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[METRICS].watch_core(core)
         try:
             lookup = RedisLookup(redis, s.redis_prefix, s.redis_timeout_s)
-            redis_bl = RedisBlacklist(redis, s.redis_prefix)
+            bulk_log = PgChangeLog(pg.bulk)
+            redis_bl = RedisBlacklist(redis, s.redis_prefix, bulk_log, PgListSnapshots(pg.bulk))
             try:
-                await sync_once(redis_bl, pg.bulk)
+                await sync_once(redis_bl)
             except (*UNAVAILABLE, RedisError, RebuildInterrupted) as exc:  # the publisher retries; PostgreSQL answers
                 log.warning("blacklist not in Redis at start-up (%s): the publisher retries", type(exc).__name__)
             local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)
             follower = Follower(
-                local, pg, redis, redis_bl.stream_key, decode_ops, bulk=pg.bulk,
-                block_ms=int(min(500, s.redis_timeout_s * 500)),
+                local, PgChangeLog(pg), PgListSnapshots(pg.bulk), redis, redis_bl.stream_key, decode_ops,
+                retryable=RETRYABLE, block_ms=int(min(500, s.redis_timeout_s * 500)),
             )  # fmt: skip
             app[METRICS].watch_blacklist(local)
             app[PG_POOL] = pg
             app[PG_BULK] = pg.bulk
             app[NODE] = lease
             app[LIST_LOOKUP] = lookup
-            app[REDIS_BLACKLIST] = redis_bl
             app[LOCAL_BLACKLIST] = local
+            app[FEED_WRITER] = PgFeedWriter(pg.with_timeout(FEED_BATCH_S))
+            app[LIST_WRITER] = PgFeedWriter(pg)
+            app[DISTRIBUTION] = PgDistribution(pg)
 
             async def publish() -> None:
                 # Push to Redis (and so to every process's stream) and apply here at once: the process that
                 # accepted a change never answers from a cache that lacks it.
-                await redis_bl.catch_up(pg.bulk)
+                await redis_bl.catch_up()
                 if local.version is not None:  # still loading: the load will include it
                     await follower.catch_up_pg()
 
             app[FEED_AFTER_COMMIT] = publish
-            publisher = Publisher(redis_bl, pg.bulk, app[METRICS].blacklist_loaded.set)
+            publisher = Publisher(redis_bl, app[METRICS].blacklist_loaded.set, retryable=RETRYABLE)
             app[FEED_NUDGE] = publisher.nudge
             deps = Deps(
                 settings=s,
@@ -242,7 +265,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             tasks = [
                 asyncio.create_task(publisher.run()),
                 asyncio.create_task(follower.run()),
-                asyncio.create_task(_prune_forever(pg.bulk, s.blacklist_retention_days)),
+                asyncio.create_task(_prune_forever(bulk_log, s.blacklist_retention_days)),
                 asyncio.create_task(worker.run_forever()),
                 asyncio.create_task(run_sealer(pg)),
                 asyncio.create_task(recovery.run_forever()),

@@ -22,11 +22,15 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from adapters.pg_blacklist import set_card_entry
+from adapters.pg_changelog import PgChangeLog, current_version
+from adapters.pg_feed_writer import set_card_entry
+from adapters.pg_list_snapshots import PgListSnapshots
 from adapters.pg_migrate import create_database, migrate
+from adapters.pg_pool import RETRYABLE, Pg
 from blacklist_cache.follower import Follower
 from blacklist_cache.local import LocalBlacklist
-from blacklist_cache.redis_layout import RedisBlacklist, decode_ops
+from blacklist_cache.redis_blacklist import RedisBlacklist
+from blacklist_cache.redis_codec import decode_ops
 from blacklist_cache.redis_lookup import RedisLookup
 
 REASONS = ("01", "02", "04", "05", "06", "07")
@@ -106,8 +110,17 @@ async def lookups(lookup: RedisLookup, local: LocalBlacklist, listed: list[str],
     }
 
 
+def _pg(pool: asyncpg.Pool[asyncpg.Record]) -> Pg:
+    """The bench's pool under the gateway's deadline wrapper, with a generous (bulk) deadline."""
+    return Pg(pool, timeout_s=600.0)
+
+
+def _follower(local: LocalBlacklist, pg: Pg, redis: Redis, bl: RedisBlacklist) -> Follower:
+    return Follower(local, PgChangeLog(pg), PgListSnapshots(pg), redis, bl.stream_key, decode_ops, retryable=RETRYABLE)
+
+
 async def propagation(
-    pool: asyncpg.Pool, bl: RedisBlacklist, dsn: str, redis_url: str, prefix: str, events: int
+    pool: Pg, bl: RedisBlacklist, dsn: str, redis_url: str, prefix: str, events: int
 ) -> dict[str, float]:
     """Admin change committed → applied in a second process (its own follower), in milliseconds."""
     child = await asyncio.create_subprocess_exec(
@@ -125,10 +138,10 @@ async def propagation(
 
             async def publish(stamp: list[float] = stamp) -> None:
                 stamp.append(time.time())  # committed: the change is accepted from here on
-                await bl.catch_up(pool)
+                await bl.catch_up()
 
             await set_card_entry(pool, card_sn, "02", "330200", after_commit=publish)
-            committed[int(await pool.fetchval("SELECT version FROM blacklist_meta"))] = stamp[0]
+            committed[await current_version(pool)] = stamp[0]
             await asyncio.sleep(0.02)
         last = max(committed)
         while line := (await child.stdout.readline()).decode():
@@ -150,8 +163,9 @@ async def follow(dsn: str, redis_url: str, prefix: str) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     redis = Redis.from_url(redis_url)
     local = LocalBlacklist()
-    bl = RedisBlacklist(redis, prefix)
-    follower = Follower(local, pool, redis, bl.stream_key, decode_ops)
+    pg = _pg(pool)
+    bl = RedisBlacklist(redis, prefix, PgChangeLog(pg), PgListSnapshots(pg))
+    follower = _follower(local, pg, redis, bl)
     task = asyncio.create_task(follower.run())
     while local.version is None:  # noqa: ASYNC110 - a benchmark's child waiting for its first load
         await asyncio.sleep(0.01)
@@ -178,18 +192,20 @@ async def one_size(admin: str, redis_url: str, n: int, lookups_n: int, events: i
     redis = Redis.from_url(redis_url)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8)
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
+        conn = await asyncpg.connect(dsn)
+        await migrate(conn)
+        await conn.close()
         pg_s, sample = await load_pg(pool, n, seed=n)
-        bl = RedisBlacklist(redis, prefix)
+        pg = _pg(pool)
+        bl = RedisBlacklist(redis, prefix, PgChangeLog(pg), PgListSnapshots(pg))
         before = await _used_memory(redis)
         t0 = time.perf_counter()
-        await bl.rebuild(pool)
+        await bl.rebuild()
         redis_s = time.perf_counter() - t0
         bytes_per = (await _used_memory(redis) - before) / n
         local = LocalBlacklist(max_staleness_s=3600)
         t0 = time.perf_counter()
-        await Follower(local, pool, redis, bl.stream_key, decode_ops).load()
+        await _follower(local, pg, redis, bl).load()
         local_s = time.perf_counter() - t0
         lookup = RedisLookup(redis, prefix)
         res: dict[str, Any] = {
@@ -200,7 +216,7 @@ async def one_size(admin: str, redis_url: str, n: int, lookups_n: int, events: i
             "redis_bytes_per_entry": round(bytes_per, 1),
         }
         res.update({k: round(v, 1) for k, v in (await lookups(lookup, local, sample, lookups_n)).items()})
-        prop = await propagation(pool, bl, dsn, redis_url, prefix, events)
+        prop = await propagation(pg, bl, dsn, redis_url, prefix, events)
         res.update({k: round(v, 1) for k, v in prop.items()})
         return res
     finally:
@@ -209,9 +225,9 @@ async def one_size(admin: str, redis_url: str, n: int, lookups_n: int, events: i
             await redis.unlink(*keys[i : i + 1000])
         await redis.aclose()
         await pool.close()
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        admin_conn = await asyncpg.connect(admin)
+        await admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_conn.close()
 
 
 async def run(sizes: list[int], lookups_n: int, events: int) -> list[dict[str, Any]]:

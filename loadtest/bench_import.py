@@ -1,7 +1,7 @@
 """`onecard bench import`: a county-sized feed file through the streaming importer, timed.
 
 Creates a scratch database with N registry cards (COPY), writes N JSON-lines events over them (loss reports,
-locks, damage, PIN mode), imports the file with `onecard.importer.import_stream` exactly as the admin API and
+locks, damage, PIN mode), imports the file with `gateway.feeds_import.FeedImport` exactly as the admin API and
 `onecard blacklist import` do, prints lines per second, and drops the database. Asserts nothing.
 """
 
@@ -22,11 +22,16 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
+from adapters.pg_changelog import PgChangeLog, current_version
+from adapters.pg_feed_writer import PgFeedWriter
+from adapters.pg_list_snapshots import PgListSnapshots
 from adapters.pg_migrate import create_database, migrate
-from blacklist_cache.redis_layout import RedisBlacklist
-from onecard.importer import file_chunks, import_stream
+from adapters.pg_pool import Pg
+from blacklist_cache.redis_blacklist import RedisBlacklist
+from gateway.feeds_import import FeedImport
+from onecard.importer import file_chunks
 
-KINDS = (
+KINDS: tuple[tuple[str, dict[str, bool]], ...] = (
     ("loss_reported", {"formal": False}),
     ("loss_reported", {"formal": True}),
     ("locked", {"fraud": False}),
@@ -34,6 +39,7 @@ KINDS = (
     ("pin_set", {}),
     ("locked", {"fraud": True}),
 )
+BULK_S = 600.0  # the deadline of one batch or snapshot: generous, the bench measures throughput
 REGIONS = ("330203", "330205", "330206", "330211", "330281", "330282")
 
 
@@ -68,22 +74,26 @@ async def run(n: int, batch: int, redis_url: str | None) -> dict[str, float | in
         await conn.close()
         size = await asyncio.to_thread(write_events, path, sns)
         counts: dict[str, int] = {}
-        async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
-            redis_bl = RedisBlacklist(Redis.from_url(redis_url), f"onecard-impbench-{name}:") if redis_url else None
+        async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as raw:
+            pool = Pg(raw, timeout_s=BULK_S)
+            redis_bl = None
+            if redis_url:
+                redis = Redis.from_url(redis_url)
+                redis_bl = RedisBlacklist(redis, f"onecard-impbench-{name}:", PgChangeLog(pool), PgListSnapshots(pool))
             if redis_bl is not None:
-                await redis_bl.rebuild(pool)
+                await redis_bl.rebuild()
             t0 = time.perf_counter()
-            lines = import_stream(pool, file_chunks(str(path)), fmt="jsonl", source_scope=None, batch_size=batch)
-            async for r in lines:
+            run = FeedImport(PgFeedWriter(pool), fmt="jsonl", source_scope=None, batch_size=batch)
+            async for r in run.results(file_chunks(str(path))):
                 if "status" in r:
                     counts[r["status"]] = counts.get(r["status"], 0) + 1
             elapsed = time.perf_counter() - t0
-            versions = int(await pool.fetchval("SELECT version FROM blacklist_meta"))
+            versions = await current_version(pool)
             publish_s = 0.0
             if redis_bl is not None:
                 # The gateway's publisher pushes batches while the import runs; here it is timed on its own.
                 t1 = time.perf_counter()
-                await redis_bl.catch_up(pool)
+                await redis_bl.catch_up()
                 publish_s = time.perf_counter() - t1
                 in_redis = await redis_bl.version()
                 keys = [k async for k in redis_bl.redis.scan_iter(match=redis_bl.prefix + "*", count=10_000)]

@@ -16,12 +16,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from adapters.pg_blacklist import set_card_entry, set_person_entry
 from gateway.domain.feeds import CARD_REASONS, PERSON_REASONS
 from gateway.domain.registry import mask
 from gateway.http.errors import json_error
 from gateway.http.feeds import FEED_AFTER_COMMIT
-from gateway.keys import PG_POOL, SETTINGS
+from gateway.keys import LIST_WRITER, SETTINGS
 
 admin_routes = web.RouteTableDef()
 _CARD_SN = re.compile(r"[0-9]{6}D156000005[0-9A-F]{16}")
@@ -71,8 +70,8 @@ async def add_card(request: web.Request) -> web.Response:
     source = body.get("source")
     if not isinstance(source, str) or not _SOURCE.fullmatch(source):
         return _error(400, "source: must be the 6-digit region code of the sender")
-    await set_card_entry(
-        request.app[PG_POOL], card_sn, body["reason"], source, after_commit=request.app.get(FEED_AFTER_COMMIT)
+    await request.app[LIST_WRITER].set_card_entry(
+        card_sn, body["reason"], source, after_commit=request.app.get(FEED_AFTER_COMMIT)
     )
     return web.json_response({"card_sn": mask(card_sn), "reason": body["reason"], "listed": True})
 
@@ -85,8 +84,8 @@ async def remove_card(request: web.Request) -> web.Response:
     card_sn = request.match_info["card_sn"].upper()
     if not _CARD_SN.fullmatch(card_sn):
         return _error(400, "card_sn: must be 32 hex: region(6) + D156000005 + 16-hex serial")
-    existed = await set_card_entry(
-        request.app[PG_POOL], card_sn, None, "operator", after_commit=request.app.get(FEED_AFTER_COMMIT)
+    existed = await request.app[LIST_WRITER].set_card_entry(
+        card_sn, None, "operator", after_commit=request.app.get(FEED_AFTER_COMMIT)
     )
     return web.json_response({"card_sn": mask(card_sn), "listed": False, "was_listed": existed})
 
@@ -107,8 +106,8 @@ async def add_person(request: web.Request) -> web.Response:
     source = body.get("source")
     if not isinstance(source, str) or not _SOURCE.fullmatch(source):
         return _error(400, "source: must be the 6-digit region code of the sender")
-    await set_person_entry(
-        request.app[PG_POOL], psn_no, body["reason"], source, after_commit=request.app.get(FEED_AFTER_COMMIT)
+    await request.app[LIST_WRITER].set_person_entry(
+        psn_no, body["reason"], source, after_commit=request.app.get(FEED_AFTER_COMMIT)
     )
     return web.json_response({"psn_no": mask(psn_no), "reason": body["reason"], "listed": True})
 
@@ -121,7 +120,7 @@ async def remove_person(request: web.Request) -> web.Response:
     psn_no = request.match_info["psn_no"]
     if not _PSN_NO.fullmatch(psn_no):
         return _error(400, "psn_no: must be 1..30 letters or digits")
-    existed = await set_person_entry(
-        request.app[PG_POOL], psn_no, None, "operator", after_commit=request.app.get(FEED_AFTER_COMMIT)
+    existed = await request.app[LIST_WRITER].set_person_entry(
+        psn_no, None, "operator", after_commit=request.app.get(FEED_AFTER_COMMIT)
     )
     return web.json_response({"psn_no": mask(psn_no), "listed": False, "was_listed": existed})

@@ -10,9 +10,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from adapters.pg_distribution import card_delta, card_snapshot, current_version
 from gateway.http.errors import json_error
-from gateway.keys import GATEWAY, LOCAL_BLACKLIST, PG_BULK, PG_POOL
+from gateway.keys import DISTRIBUTION, GATEWAY, LOCAL_BLACKLIST
 
 distribution_routes = web.RouteTableDef()
 
@@ -38,7 +37,7 @@ async def _version(request: web.Request) -> int:
     local = request.app[LOCAL_BLACKLIST]
     if local.current and local.version is not None:
         return local.version
-    return await current_version(request.app[PG_POOL])
+    return await request.app[DISTRIBUTION].version()
 
 
 def _not_modified(request: web.Request, etag: str) -> web.Response | None:
@@ -66,7 +65,7 @@ async def delta(request: web.Request) -> web.StreamResponse:
     if since == version:
         body = {"version": version, "full": False, "adds": [], "dels": []}
         return web.Response(body=orjson.dumps(body), content_type="application/json", headers={"ETag": etag})
-    d, version, size = await card_delta(request.app[PG_POOL], since)
+    d, version, size = await request.app[DISTRIBUTION].card_delta(since)
     etag = f'"bl-{since}-{version}"'
     if d is None or len(d.adds) + len(d.dels) > size:
         return await _snapshot_json(request, headers={"X-Blacklist-Reason": "full list: delta unavailable or larger"})
@@ -96,7 +95,7 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
 
 async def _snapshot_json(request: web.Request, headers: dict[str, str] | None = None) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/json", **(headers or {})})
-    async with card_snapshot(request.app[PG_BULK]) as (version, chunks):
+    async with request.app[DISTRIBUTION].card_snapshot() as (version, chunks):
         resp.headers["ETag"] = f'"bl-snap-{version}-json"'
         resp.headers["X-Blacklist-Version"] = str(version)
         await resp.prepare(request)
@@ -113,7 +112,7 @@ async def _snapshot_json(request: web.Request, headers: dict[str, str] | None = 
 
 async def _snapshot_binary(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-    async with card_snapshot(request.app[PG_BULK]) as (version, chunks):
+    async with request.app[DISTRIBUTION].card_snapshot() as (version, chunks):
         resp.headers["ETag"] = f'"bl-snap-{version}-bin"'
         resp.headers["X-Blacklist-Version"] = str(version)
         await resp.prepare(request)

@@ -19,14 +19,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from adapters.pg_blacklist import EventResult, apply_events
 from gateway.domain.feeds import FeedError, FeedEvent, parse_event, parse_feed_tokens
+from gateway.domain.feeds.batch import EventResult
+from gateway.domain.feeds.codec import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits
+from gateway.feeds_import import FeedImport
 from gateway.http.errors import json_error
-from gateway.keys import PG_POOL, SETTINGS
-from onecard.importer import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits, import_stream
+from gateway.keys import FEED_WRITER, SETTINGS
 
 feed_routes = web.RouteTableDef()
-FEED_BATCH_S = 30.0  # the deadline of one batch of events (up to 10,000, one transaction) on PostgreSQL
+FEED_BATCH_S = 30.0  # the deadline of one batch of events (up to 10,000, one transaction): FEED_WRITER has it
 AfterCommit = Callable[[], Awaitable[None]]
 # Set by the composition root to push committed changes to Redis (the follower's catch-up from the change log).
 FEED_AFTER_COMMIT: web.AppKey[AfterCommit] = web.AppKey("feed_after_commit")
@@ -129,10 +130,9 @@ async def post_events(request: web.Request) -> web.Response:
         else:
             parsed.append(event)
     events = [p for p in parsed if not isinstance(p, str)]
-    pool = request.app[PG_POOL].with_timeout(FEED_BATCH_S)
     done: list[EventResult] = []
     if events:
-        done = await apply_events(pool, events, after_commit=_after_commit(request))
+        done = await request.app[FEED_WRITER].apply_events(events, after_commit=_after_commit(request))
     applied = iter(done)
     results: list[dict[str, Any]] = []
     for i, p in enumerate(parsed):
@@ -163,15 +163,13 @@ async def post_import(request: web.Request) -> web.StreamResponse:
     )
     if request.content_length is not None and request.content_length > limits.max_bytes:
         return _error(413, f"body: larger than {limits.max_bytes} bytes")
-    pool = request.app[PG_POOL].with_timeout(FEED_BATCH_S)
     final = _after_commit(request)
     hook = request.app.get(FEED_NUDGE) or final
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
     out = bytearray()
-    async for result in import_stream(
-        pool, request.content.iter_chunked(1 << 16), fmt=fmt, source_scope=scope, after_commit=hook, limits=limits
-    ):
+    run = FeedImport(request.app[FEED_WRITER], fmt=fmt, source_scope=scope, after_commit=hook, limits=limits)
+    async for result in run.results(request.content.iter_chunked(1 << 16)):
         if "summary" in result and final is not None:
             # Batches were handed to the publisher as they committed; before the summary, everything is out.
             await final()

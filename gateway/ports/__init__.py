@@ -1,7 +1,16 @@
 """Ports: the gateway's view of what it depends on, one narrow protocol per role. Implementations live in
 adapters/ and blacklist_cache/ (built only by the composition root); fakes of them in tests/fakes/."""
 
-from gateway.ports.blacklist import BlacklistCache, ListLookup
+from gateway.ports.blacklist import (
+    BlacklistCache,
+    CacheFreshness,
+    ChangeLog,
+    DistributionReads,
+    FeedWriter,
+    ListLookup,
+    ListSnapshots,
+    ReadyListLookup,
+)
 from gateway.ports.clock import Clock
 from gateway.ports.core import InsuranceCore
 from gateway.ports.journal import Journal
@@ -13,12 +22,18 @@ from gateway.ports.settlements import Settlements
 
 __all__ = [
     "BlacklistCache",
+    "CacheFreshness",
+    "ChangeLog",
     "Clock",
+    "DistributionReads",
+    "FeedWriter",
     "InsuranceCore",
     "Journal",
     "ListLookup",
+    "ListSnapshots",
     "ListsOfRecord",
     "MetricsSink",
+    "ReadyListLookup",
     "Registry",
     "ReversalQueue",
     "Settlements",

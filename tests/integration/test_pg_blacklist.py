@@ -1,5 +1,5 @@
-"""adapters.pg_blacklist and onecard.importer against real PostgreSQL: versions, change log, idempotency,
-partial batches, replacement, county scope, world load, pruning and the streamed import."""
+"""adapters.pg_feed_writer, pg_changelog, pg_world and gateway.feeds_import against real PostgreSQL: versions,
+change log, idempotency, partial batches, replacement, county scope, world load, pruning and the streamed import."""
 
 from __future__ import annotations
 
@@ -7,20 +7,15 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import orjson
 
-from adapters.pg_blacklist import (
-    apply_events,
-    changes_since,
-    current_version,
-    load_world,
-    prune_changes,
-    set_card_entry,
-    set_person_entry,
-)
+from adapters.pg_changelog import changes_since, current_version, prune_changes
+from adapters.pg_feed_writer import PgFeedWriter, apply_events, set_card_entry, set_person_entry
+from adapters.pg_pool import Pg
+from adapters.pg_world import load_world
 from gateway.domain.feeds import FeedEvent, parse_event
-from onecard.importer import ImportLimits, import_stream
+from gateway.domain.feeds.codec import ImportLimits
+from gateway.feeds_import import FeedImport
 
 PG_ADMIN = os.environ.get("ONECARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 CITY, COUNTY, OTHER = "330200", "330281", "330282"
@@ -43,7 +38,7 @@ def ev(event: str, source: str = COUNTY, n: int | None = None, **fields: Any) ->
     return parse_event({"source": source, "source_seq": n or seq(), "event": event, **fields})
 
 
-async def issue(pool: asyncpg.Pool, region: str = COUNTY, psn_no: str = "P1") -> str:
+async def issue(pool: Pg, region: str = COUNTY, psn_no: str = "P1") -> str:
     """A new registry card (through the feed)."""
     card_sn = sn(region)
     res = await apply_events(
@@ -53,7 +48,7 @@ async def issue(pool: asyncpg.Pool, region: str = COUNTY, psn_no: str = "P1") ->
     return card_sn
 
 
-async def card_row(pool: asyncpg.Pool, card_sn: str) -> dict[str, Any]:
+async def card_row(pool: Pg, card_sn: str) -> dict[str, Any]:
     """The registry row and list reason of a card."""
     row = await pool.fetchrow(
         "SELECT c.status, c.pin_mode, c.psn_no, b.reason, b.version FROM cards c"
@@ -64,18 +59,18 @@ async def card_row(pool: asyncpg.Pool, card_sn: str) -> dict[str, Any]:
     return dict(row)
 
 
-async def list_reason(pool: asyncpg.Pool, card_sn: str) -> str | None:
+async def list_reason(pool: Pg, card_sn: str) -> str | None:
     """The card's reason on the list of record, or None."""
     return await pool.fetchval("SELECT reason FROM blacklist_cards WHERE card_sn = $1", card_sn)
 
 
-async def assert_gap_free_since(pool: asyncpg.Pool, v0: int) -> None:
+async def assert_gap_free_since(pool: Pg, v0: int) -> None:
     """Every version after v0 is logged once, in order, up to the meta version."""
     rows = await pool.fetch("SELECT version FROM blacklist_changes WHERE version > $1 ORDER BY version", v0)
     assert [r[0] for r in rows] == list(range(v0 + 1, await current_version(pool) + 1))
 
 
-async def assert_log_matches_lists(pool: asyncpg.Pool) -> None:
+async def assert_log_matches_lists(pool: Pg) -> None:
     """Versions are 1..meta without gaps, and replaying the log gives exactly both lists with their versions."""
     log = await pool.fetch("SELECT version, list, key, op, reason FROM blacklist_changes ORDER BY version")
     meta = await current_version(pool)
@@ -310,9 +305,9 @@ async def chunks(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
         yield data[i : i + size]
 
 
-async def run(pool: asyncpg.Pool, data: bytes, fmt: str, scope: str | None = None, **kw: Any) -> list[dict[str, Any]]:
+async def run(pool: Pg, data: bytes, fmt: str, scope: str | None = None, **kw: Any) -> list[dict[str, Any]]:
     """All results of an import."""
-    return [r async for r in import_stream(pool, chunks(data), fmt=fmt, source_scope=scope, **kw)]
+    return [r async for r in FeedImport(PgFeedWriter(pool), fmt=fmt, source_scope=scope, **kw).results(chunks(data))]
 
 
 class TestPipelinedImport:

@@ -10,22 +10,20 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from adapters.pg_changelog import PgChangeLog
+from adapters.pg_list_snapshots import PgListSnapshots
 from adapters.pg_migrate import migrate
+from adapters.pg_pool import RETRYABLE, Pg
+from blacklist_cache.errors import BlacklistUnloaded, RebuildInterrupted
 from blacklist_cache.fingerprint import card_field
 from blacklist_cache.publisher import keep_current
-from blacklist_cache.redis_layout import (
-    BlacklistUnloaded,
-    RebuildInterrupted,
-    RedisBlacklist,
-    decode_ops,
-    encode_ops,
-)
+from blacklist_cache.redis_blacklist import RedisBlacklist
+from blacklist_cache.redis_codec import decode_ops, encode_ops
 from blacklist_cache.redis_lookup import RedisLookup, connect_redis
 from gateway.domain.errors import DependencyUnavailable
 
@@ -80,6 +78,17 @@ def person(rng: random.Random) -> str:
     return f"330200{rng.randrange(10**8):08d}{rng.randrange(10**6):06d}"
 
 
+def record(pool: asyncpg.Pool) -> tuple[PgChangeLog, PgListSnapshots]:
+    """The change log and lists of record of the scratch database, as the gateway wires them (bulk deadline)."""
+    pg = Pg(pool, timeout_s=60.0)
+    return PgChangeLog(pg), PgListSnapshots(pg)
+
+
+def layout(redis: Redis, prefix: str, pool: asyncpg.Pool) -> RedisBlacklist:
+    """The Redis blacklist under `prefix`, following the scratch database."""
+    return RedisBlacklist(redis, prefix, *record(pool))
+
+
 async def write(pool: asyncpg.Pool, changes: Sequence[Change]) -> int:
     """Commit changes as a writer does: take the versions, log them, update the lists; returns the last version."""
     async with pool.acquire() as conn, conn.transaction():
@@ -132,9 +141,9 @@ async def test_rebuild_then_lookup(pool: asyncpg.Pool, redis: Redis, prefix: str
     persons = {person(rng): rng.choice(["11", "12"]) for _ in range(20)}
     changes = [("C", "A", k, r) for k, r in cards.items()] + [("P", "A", k, r) for k, r in persons.items()]
     head = await write(pool, changes)
-    bl = RedisBlacklist(redis, prefix)
+    bl = layout(redis, prefix, pool)
     assert await bl.version() is None
-    assert await bl.rebuild(pool) == head
+    assert await bl.rebuild() == head
     assert await bl.version() == head
     for k, r in list(cards.items())[:50]:
         assert await bl.lookup(k, None) == (r, "")
@@ -152,8 +161,8 @@ async def test_rebuild_then_lookup(pool: asyncpg.Pool, redis: Redis, prefix: str
 async def test_buckets_are_listpacks(pool: asyncpg.Pool, redis: Redis, prefix: str) -> None:
     rng = random.Random(2)
     await write(pool, [("C", "A", card(rng), "01") for _ in range(3000)])
-    bl = RedisBlacklist(redis, prefix)
-    await bl.rebuild(pool)
+    bl = layout(redis, prefix, pool)
+    await bl.rebuild()
     s = await bl.stats()
     sizes = []
     for b in range(s["card_buckets"]):
@@ -170,8 +179,8 @@ async def test_catch_up_applies_in_order_and_publishes(pool: asyncpg.Pool, redis
     rng = random.Random(3)
     a, b, p = card(rng), card(rng), person(rng)
     await write(pool, [("C", "A", b, "04")])
-    bl = RedisBlacklist(redis, prefix)
-    start = await bl.rebuild(pool)
+    bl = layout(redis, prefix, pool)
+    start = await bl.rebuild()
     changes: list[Change] = [
         ("C", "A", a, "01"),
         ("C", "A", a, "02"),
@@ -182,7 +191,7 @@ async def test_catch_up_applies_in_order_and_publishes(pool: asyncpg.Pool, redis
     ]
     await write(pool, changes[:2])
     await write(pool, changes[2:])
-    assert await bl.catch_up(pool) == start + 6
+    assert await bl.catch_up() == start + 6
     assert await bl.lookup(a, p) == ("07", "11")
     assert await bl.lookup(b, None) == ("", "")
     entries = await redis.xrange(f"{prefix}bl:stream")
@@ -190,7 +199,7 @@ async def test_catch_up_applies_in_order_and_publishes(pool: asyncpg.Pool, redis
     fields = entries[0][1]
     assert (int(fields[b"from"]), int(fields[b"to"])) == (start + 1, start + 6)
     assert decode_ops(fields[b"ops"]) == [(lst, op, k, r or "") for lst, op, k, r in changes]
-    assert await bl.catch_up(pool) == start + 6  # nothing new: no new entry
+    assert await bl.catch_up() == start + 6  # nothing new: no new entry
     assert len(await redis.xrange(f"{prefix}bl:stream")) == 1
     await assert_mirrors(redis, prefix, pool)
 
@@ -208,14 +217,14 @@ def test_ops_round_trip_odd_keys() -> None:
 
 async def test_concurrent_catch_ups_apply_each_version_once(pool: asyncpg.Pool, redis: Redis, prefix: str) -> None:
     rng = random.Random(4)
-    bl = RedisBlacklist(redis, prefix)
-    start = await bl.rebuild(pool)
+    bl = layout(redis, prefix, pool)
+    start = await bl.rebuild()
     keys = [card(rng) for _ in range(400)]
     for _ in range(6):
         await write(pool, [("C", rng.choice("AD"), rng.choice(keys), f"0{rng.randint(1, 7)}") for _ in range(500)])
     head = start + 3000
-    others = [RedisBlacklist(redis, prefix) for _ in range(6)]
-    assert await asyncio.gather(*(o.catch_up(pool) for o in others)) == [head] * 6
+    others = [layout(redis, prefix, pool) for _ in range(6)]
+    assert await asyncio.gather(*(o.catch_up() for o in others)) == [head] * 6
     entries = await redis.xrange(f"{prefix}bl:stream")
     expect = start + 1
     for _id, fields in entries:
@@ -230,8 +239,8 @@ async def test_concurrent_catch_ups_apply_each_version_once(pool: asyncpg.Pool, 
 async def test_rebuild_while_changes_keep_coming(pool: asyncpg.Pool, redis: Redis, prefix: str) -> None:
     rng = random.Random(5)
     await write(pool, [("C", "A", card(rng), "05") for _ in range(20_000)])
-    bl = RedisBlacklist(redis, prefix)
-    await bl.rebuild(pool)
+    bl = layout(redis, prefix, pool)
+    await bl.rebuild()
     keys = [card(rng) for _ in range(200)]
     stop = asyncio.Event()
 
@@ -241,18 +250,18 @@ async def test_rebuild_while_changes_keep_coming(pool: asyncpg.Pool, redis: Redi
             await asyncio.sleep(0.002)
 
     async def follower() -> None:  # another process following the log on the serving generation
-        other = RedisBlacklist(redis, prefix)
+        other = layout(redis, prefix, pool)
         while not stop.is_set():
-            assert await other.catch_up(pool) > 0
+            assert await other.catch_up() > 0
             await asyncio.sleep(0.005)
 
     tasks = [asyncio.create_task(writer()), asyncio.create_task(follower())]
     await asyncio.sleep(0.05)
     gen = (await bl.stats())["gen"]
-    await bl.rebuild(pool)
+    await bl.rebuild()
     stop.set()
     await asyncio.gather(*tasks)
-    head = await bl.catch_up(pool)
+    head = await bl.catch_up()
     assert head == int(await pool.fetchval("SELECT version FROM blacklist_meta"))
     assert (await bl.stats())["gen"] != gen
     assert not [k async for k in redis.scan_iter(match=f"{prefix}bl:{gen}:*", count=1000)]  # old generation gone
@@ -266,18 +275,18 @@ async def test_wiped_redis_refuses_until_rebuilt(pool: asyncpg.Pool, redis: Redi
     rng = random.Random(6)
     listed, holder = card(rng), person(rng)
     await write(pool, [("C", "A", listed, "02"), ("P", "A", holder, "12")])
-    bl = RedisBlacklist(redis, prefix)
+    bl = layout(redis, prefix, pool)
     lookup = RedisLookup(redis, prefix)
-    await bl.rebuild(pool)
+    await bl.rebuild()
     assert await lookup.is_loaded()
     await wipe(redis, prefix)
     assert await bl.version() is None
     assert not await lookup.is_loaded()
-    assert await bl.catch_up(pool) == -1
+    assert await bl.catch_up() == -1
     with pytest.raises(BlacklistUnloaded):
         await bl.lookup(listed, None)
     assert await lookup.reasons(listed, holder) is None  # unloaded: nobody may conclude "clear"
-    await bl.rebuild(pool)
+    await bl.rebuild()
     assert await lookup.reasons(listed, holder) == ("02", "12")
     assert await lookup.reasons(None, holder) == ("", "12")
     assert await lookup.reasons(card(rng), None) == ("", "")
@@ -313,14 +322,14 @@ async def test_a_stalled_redis_is_refused_within_the_deadline(pool: asyncpg.Pool
 
 async def test_pruned_log_unloads(pool: asyncpg.Pool, redis: Redis, prefix: str) -> None:
     rng = random.Random(8)
-    bl = RedisBlacklist(redis, prefix)
-    start = await bl.rebuild(pool)
+    bl = layout(redis, prefix, pool)
+    start = await bl.rebuild()
     sn = card(rng)
     await write(pool, [("C", "A", sn, "01"), ("C", "A", card(rng), "01")])
     await pool.execute("DELETE FROM blacklist_changes WHERE version = $1", start + 1)  # pruned past Redis
-    assert await bl.catch_up(pool) == -1
+    assert await bl.catch_up() == -1
     assert await bl.version() is None
-    assert await bl.rebuild(pool) == start + 2
+    assert await bl.rebuild() == start + 2
     assert await bl.lookup(sn, None) == ("01", "")
     await assert_mirrors(redis, prefix, pool)
 
@@ -332,16 +341,18 @@ async def test_the_publisher_survives_a_rebuild_cut_short(pool: asyncpg.Pool, re
     class CutShortOnce(RedisBlacklist):
         cuts = 1
 
-        async def rebuild(self, pool: Any) -> int:
+        async def rebuild(self) -> int:
             if self.cuts:
                 self.cuts -= 1
                 raise RebuildInterrupted("the blacklist generation being built was lost (test)")
-            return await super().rebuild(pool)
+            return await super().rebuild()
 
     await write(pool, [("C", "A", card(random.Random(10)), "05")])
     await wipe(redis, prefix)
     states: list[bool] = []
-    task = asyncio.create_task(keep_current(CutShortOnce(redis, prefix), pool, states.append, interval_s=0.05))
+    task = asyncio.create_task(
+        keep_current(CutShortOnce(redis, prefix, *record(pool)), states.append, interval_s=0.05, retryable=RETRYABLE)
+    )
     try:
         for _ in range(100):
             if True in states:
