@@ -29,12 +29,18 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+
+
+class Row(Protocol):
+    """A journal row by column name: a dict, or a database record."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
 
 GENESIS = bytes(32)
 MAGIC = b"OCJ1"
@@ -126,11 +132,11 @@ def _field(name: str, v: Any) -> bytes:
     raise TypeError(f"{name}: unexpected {type(v).__name__}")
 
 
-def encode_row(row: Mapping[str, Any]) -> bytes:
+def encode_row(row: Row) -> bytes:
     """The canonical encoding of a journal row's immutable fields."""
     return MAGIC + b"".join(_field(name, row[name]) for name in FIELDS)
 
 
-def chain_hash(prev_hash: bytes, row: Mapping[str, Any]) -> bytes:
+def chain_hash(prev_hash: bytes, row: Row) -> bytes:
     """row_hash = SHA-256(prev_hash || encode_row(row))."""
     return hashlib.sha256(prev_hash + encode_row(row)).digest()

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-import asyncpg
 import orjson
 
-from adapters.pg_pool import Pg
+from adapters.pg_pool import Conn, Pg
 from gateway.domain.effects import Effect, NewSettlement, QueueReversal, ReleaseDefaultPin, SetSettlementState
 from gateway.domain.registry import Settlement
 
@@ -30,7 +29,7 @@ def effects_json(effects: Sequence[Effect]) -> str:
     return orjson.dumps([_one(e) for e in effects], option=orjson.OPT_NAIVE_UTC).decode()
 
 
-async def apply_effects(conn: asyncpg.Connection | Pg, effects: Sequence[Effect]) -> None:
+async def apply_effects(conn: Conn | Pg, effects: Sequence[Effect]) -> None:
     """Apply effects outside a completion (a reversal closed, a default-PIN reservation given back) through the
     same `apply_effects()` the journal's completion runs (migration 0006): one implementation, in SQL."""
     if effects:

@@ -11,11 +11,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Literal
 
-import asyncpg
-
 from adapters.pg_changelog import read_version
 from adapters.pg_list_writes import CARD_COLS, commit_changes, lock_version, write_cards
-from adapters.pg_pool import Pg
+from adapters.pg_pool import Conn, Pg
 from gateway.domain.feeds import (
     CARD_REASONS,
     CITY,
@@ -30,7 +28,7 @@ from gateway.domain.feeds.batch import EventResult, Prepared, Seen, decide_batch
 from gateway.ports.blacklist import AfterCommit
 
 
-async def _load_state(conn: asyncpg.Connection[asyncpg.Record], events: Sequence[FeedEvent], city: str) -> FeedState:
+async def _load_state(conn: Conn, events: Sequence[FeedEvent], city: str) -> FeedState:
     card_keys: set[str] = set()
     psn_keys: set[str] = set()
     for e in events:
@@ -65,9 +63,7 @@ async def _load_state(conn: asyncpg.Connection[asyncpg.Record], events: Sequence
     return state
 
 
-async def _accepted_before(
-    conn: asyncpg.Connection[asyncpg.Record], events: Sequence[FeedEvent]
-) -> dict[tuple[str, int], tuple[bytes, int | None]]:
+async def _accepted_before(conn: Conn, events: Sequence[FeedEvent]) -> dict[tuple[str, int], tuple[bytes, int | None]]:
     """Events of this batch accepted before: one `= ANY` lookup per source (index-driven however stale
     the statistics of a fast-growing feed_events table are)."""
     by_source: dict[str, list[int]] = {}
@@ -86,7 +82,7 @@ async def _accepted_before(
 
 
 async def _gather(
-    conn: asyncpg.Connection[asyncpg.Record], events: Sequence[FeedEvent], city: str, in_flight: Prepared | None
+    conn: Conn, events: Sequence[FeedEvent], city: str, in_flight: Prepared | None
 ) -> tuple[FeedState, Seen]:
     """The committed state of the batch's keys and seqs, with the in-flight batch's effects on top."""
     state = await _load_state(conn, events, city)
@@ -109,7 +105,7 @@ async def _decide_batch_yielding(
     return p
 
 
-async def _write(conn: asyncpg.Connection[asyncpg.Record], p: Prepared) -> None:
+async def _write(conn: Conn, p: Prepared) -> None:
     await write_cards(conn, p.cards, p.before)
     await commit_changes(conn, p.base, p.pending)
     if p.feed_rows:

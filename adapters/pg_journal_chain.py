@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
-
 from adapters.journal_codec import COLS, chain_hash
-from adapters.pg_pool import RETRYABLE
+from adapters.pg_pool import RETRYABLE, Pg
 
 log = logging.getLogger("onecard.chain")
 
@@ -28,7 +26,7 @@ CHAIN = "journal"  # the name of the one chain's head row in journal_chain
 _YIELD_EVERY = 16
 
 
-async def seal_once(pool: asyncpg.Pool, *, batch: int = 100) -> int:
+async def seal_once(pool: Pg, *, batch: int = 100) -> int:
     """Append every completed, unsealed row to the chain; returns how many this call sealed.
 
     0 also when another process holds the head (it is sealing them).
@@ -82,7 +80,7 @@ async def seal_once(pool: asyncpg.Pool, *, batch: int = 100) -> int:
             return total
 
 
-async def run_sealer(pool: asyncpg.Pool, interval_s: float = 0.1) -> None:
+async def run_sealer(pool: Pg, interval_s: float = 0.1) -> None:
     """Seal forever, every `interval_s`; database trouble is logged and retried, never raised."""
     while True:
         try:

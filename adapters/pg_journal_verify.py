@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-import asyncpg
-
 from adapters.journal_codec import COLS, GENESIS, chain_hash
 from adapters.pg_journal_chain import CHAIN
+from adapters.pg_pool import Conn, Pg
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +29,7 @@ class VerifyResult:
     head_hash: str = ""
 
 
-async def verify(
-    pool: asyncpg.Pool, *, day: date | None = None, tz: tzinfo = UTC, stale_s: float = 60.0
-) -> VerifyResult:
+async def verify(pool: Pg, *, day: date | None = None, tz: tzinfo = UTC, stale_s: float = 60.0) -> VerifyResult:
     """Recompute the chain (all of it, or the stretch holding the rows completed on `day` in `tz`).
 
     A whole-chain run also checks the head: rows deleted from the end show as a head beyond the chain.
@@ -51,6 +48,7 @@ async def verify(
                 " WHERE chain_seq IS NOT NULL AND completed_at >= $1 AND completed_at < $2",
                 *window,
             )
+            assert span is not None  # an aggregate always answers one row
             lo, hi = span["lo"] or 1, span["hi"] or 0
             if lo > 1 and hi >= lo:
                 before = await conn.fetchrow("SELECT row_hash FROM journal WHERE chain_seq = $1", lo - 1)
@@ -81,7 +79,7 @@ async def verify(
 
 
 async def _walk(
-    conn: asyncpg.Connection, lo: int, hi: int, expect: bytes
+    conn: Conn, lo: int, hi: int, expect: bytes
 ) -> tuple[bool, int, int | None, str | None, tuple[int, int | None, bytes]]:
     rows = 0
     seq, last_id, prev = lo - 1, None, expect
@@ -107,9 +105,7 @@ async def _walk(
     return True, rows, None, None, (seq, last_id, prev)
 
 
-async def _unsealed(
-    conn: asyncpg.Connection, window: tuple[datetime, datetime] | None, stale_s: float
-) -> tuple[int, int | None]:
+async def _unsealed(conn: Conn, window: tuple[datetime, datetime] | None, stale_s: float) -> tuple[int, int | None]:
     lo, hi = window or (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
     r = await conn.fetchrow(
         "SELECT count(*) AS n, min(id) AS oldest FROM journal WHERE chain_seq IS NULL AND state = 'DONE'"
@@ -118,4 +114,5 @@ async def _unsealed(
         lo,
         hi,
     )
+    assert r is not None  # an aggregate always answers one row
     return r["n"], r["oldest"]

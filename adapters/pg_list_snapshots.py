@@ -7,10 +7,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
-
 from adapters.pg_changelog import read_version
-from adapters.pg_pool import Pg
+from adapters.pg_pool import Conn, Pg
 from gateway.ports.blacklist import ListName
 
 _TABLES: dict[ListName, tuple[str, str]] = {"C": ("blacklist_cards", "card_sn"), "P": ("blacklist_persons", "psn_no")}
@@ -19,7 +17,7 @@ _TABLES: dict[ListName, tuple[str, str]] = {"C": ("blacklist_cards", "card_sn"),
 class PgListSnapshot:
     """`gateway.ports.blacklist.ListSnapshot` on one connection inside its read-only transaction."""
 
-    def __init__(self, conn: asyncpg.Connection[asyncpg.Record], version: int) -> None:
+    def __init__(self, conn: Conn, version: int) -> None:
         self.conn = conn
         self._version = version
 

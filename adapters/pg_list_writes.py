@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-import asyncpg
-
+from adapters.pg_pool import Conn
 from gateway.domain.feeds import CardRecord, ListChange
 
 CARD_COLS = "card_sn, card_no, psn_no, pin_mode, status, alg, kv, valid_from, valid_until"
@@ -25,13 +24,13 @@ class Logged(NamedTuple):
     version: int
 
 
-async def lock_version(conn: asyncpg.Connection[asyncpg.Record]) -> int:
+async def lock_version(conn: Conn) -> int:
     """Serialise writers: the meta row stays locked until commit."""
     return int(await conn.fetchval("SELECT version FROM blacklist_meta FOR UPDATE"))
 
 
 async def write_cards(
-    conn: asyncpg.Connection[asyncpg.Record],
+    conn: Conn,
     cards: Mapping[str, CardRecord],
     before: Mapping[str, CardRecord] | None = None,
 ) -> None:
@@ -71,7 +70,7 @@ async def write_cards(
     )
 
 
-async def write_changes(conn: asyncpg.Connection[asyncpg.Record], logged: Sequence[Logged]) -> None:
+async def write_changes(conn: Conn, logged: Sequence[Logged]) -> None:
     """The change log rows, then the final state of each touched key in both lists."""
     if not logged:
         return
@@ -100,9 +99,7 @@ async def write_changes(conn: asyncpg.Connection[asyncpg.Record], logged: Sequen
             )
 
 
-async def commit_changes(
-    conn: asyncpg.Connection[asyncpg.Record], base: int, pending: Sequence[tuple[ListChange, str]]
-) -> list[Logged]:
+async def commit_changes(conn: Conn, base: int, pending: Sequence[tuple[ListChange, str]]) -> list[Logged]:
     """Number the changes base+1.. and write them; the meta row (locked by the caller) takes the last."""
     logged = [Logged(ch, source, base + i) for i, (ch, source) in enumerate(pending, 1)]
     if logged:

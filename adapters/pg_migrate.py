@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from adapters.pg_pool import connect
+from adapters.pg_pool import Conn, connect
 
 _LOCK_ID = 0x0C0A_2D5E  # one advisory lock for every process migrating the same database
 _NAME = re.compile(r"([0-9]{4})_[a-z0-9_]+\.sql")
@@ -25,7 +25,7 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Conn) -> list[str]:
     """Apply pending migrations; returns the names applied. Safe to run from many processes at once."""
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)

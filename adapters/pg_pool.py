@@ -19,12 +19,18 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+# A connection as adapters receive it: one of their own, or one lent by a pool.
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 # Errors meaning "PostgreSQL cannot be used right now" (stall, restart, network, exhausted server), as opposed to
 # bugs or data errors.
@@ -80,7 +86,7 @@ class Pg:
         return view
 
     @contextlib.asynccontextmanager
-    async def acquire(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+    async def acquire(self, timeout: float | None = None) -> AsyncIterator[Conn]:
         """A connection for a block of statements that must all finish within `timeout` (default `timeout_s`),
         the wait for a free connection included."""
         budget = self.timeout_s if timeout is None else timeout
@@ -111,6 +117,10 @@ class Pg:
             timer.cancel()
             with contextlib.suppress(Exception):  # a reset that fails terminates the connection itself
                 await self.raw.release(conn, timeout=max(0.1, start + budget - loop.time()))
+
+    async def ping(self) -> None:
+        """One trivial statement within the default budget (readiness)."""
+        await self.fetchval("SELECT 1")
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[asyncpg.Record]:
         """Rows of one statement."""

@@ -1,4 +1,5 @@
-"""Typed application keys (aiohttp AppKey) for what the composition root puts on the app."""
+"""Typed application keys (aiohttp AppKey) for what the composition root puts on the app, each typed by the
+port its readers need, never by an adapter."""
 
 from __future__ import annotations
 
@@ -6,20 +7,21 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.pg_nodes import NodeLease
-from adapters.pg_pool import Pg
+from gateway.background import Background
 from gateway.domain.keys import MasterKeys
 from gateway.http.metrics import Metrics
+from gateway.pipeline.reply import NodeId
 from gateway.pipeline.service import Gateway
 from gateway.ports.blacklist import CacheFreshness, DistributionReads, FeedWriter, ReadyListLookup
+from gateway.ports.health import Pingable
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 GATEWAY = web.AppKey("gateway", Gateway)
 METRICS = web.AppKey("metrics", Metrics)
-PG_POOL = web.AppKey("pg_pool", Pg)  # request-path deadline (pg_timeout_s)
-PG_BULK = web.AppKey("pg_bulk", Pg)  # the same pool, bulk deadline: feeds, imports, snapshots
-NODE = web.AppKey("node", NodeLease)
+DATABASE: web.AppKey[Pingable] = web.AppKey("database")  # PostgreSQL for readiness, request-path deadline
+NODE: web.AppKey[NodeId] = web.AppKey("node")
+BACKGROUND = web.AppKey("background", Background)
 LIST_LOOKUP: web.AppKey[ReadyListLookup] = web.AppKey("list_lookup")
 MASTER_KEYS = web.AppKey("master_keys", MasterKeys)
 STATUS = web.AppKey("status", dict[str, Any])

@@ -229,7 +229,7 @@ def loadtest_main(argv: list[str] | None = None) -> int:
 
 def guarded(prog: str, run: Callable[[], int]) -> int:
     """Run a load command; what goes wrong outside the gateway's answers is one clear line and an exit code
-    (as every `onecard` command, gateway/exits.py): 2 for bad input (a world file, settings, a missing extra),
+    (as every `onecard` command, gateway/bootstrap/exits.py): 2 for bad input (a world file, settings, a missing extra),
     3 when a server is unreachable, 1 when a process it started did not come up."""
     missing = plotting_missing()
     if missing is not None:

@@ -1,7 +1,7 @@
 """The `onecard` command line: serve, core-sim, seed, demo, migrate, journal verify, reconcile (their bodies:
 onecard/commands.py).
 
-Exit codes (gateway/exits.py): 0 success, 1 a finding, 2 usage or configuration, 3 a dependency unreachable;
+Exit codes (gateway/bootstrap/exits.py): 0 success, 1 a finding, 2 usage or configuration, 3 a dependency unreachable;
 expected failures are one line on stderr, never a traceback.
 """
 
@@ -12,7 +12,7 @@ import logging
 import sys
 from datetime import date
 
-from gateway.exits import classify
+from gateway.bootstrap.exits import classify
 from onecard import commands
 
 

@@ -1,5 +1,5 @@
 """The bodies of the `onecard` commands (onecard/cli.py parses the arguments and maps failures to exit codes):
-each takes the parsed arguments and returns its exit code; expected failures raise what gateway/exits.py
+each takes the parsed arguments and returns its exit code; expected failures raise what gateway/bootstrap/exits.py
 classifies."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from gateway.bootstrap.exits import needs_core, needs_postgres
 from gateway.domain.errors import ConfigError
-from gateway.exits import needs_core, needs_postgres
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -79,23 +79,12 @@ def seed(args: argparse.Namespace) -> int:
 
 def migrate(args: argparse.Namespace) -> int:
     """`onecard migrate`: apply the database migrations."""
-    from adapters.pg_migrate import ensure_database, migrate
-    from adapters.pg_pool import connect
+    from gateway.bootstrap.stores import migrate_database
     from gateway.settings import load_settings
 
     settings = load_settings(args.config, os.environ)
-
-    async def go() -> list[str]:
-        await ensure_database(settings.pg_dsn, settings.pg_connect_timeout_s)
-        conn = await connect(settings.pg_dsn, settings.pg_connect_timeout_s)
-        try:
-            async with asyncio.timeout(settings.pg_bulk_timeout_s):
-                return await migrate(conn)
-        finally:
-            conn.terminate()  # done, or timed out mid-statement: the server rolls back whatever was left open
-
     with needs_postgres(settings.pg_dsn):
-        applied = asyncio.run(go())
+        applied = asyncio.run(migrate_database(settings))
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     return 0
 
@@ -166,18 +155,13 @@ def journal_verify(args: argparse.Namespace) -> int:
     """`onecard journal verify`: recompute the hash chain; 0 intact, 1 broken."""
     from zoneinfo import ZoneInfo
 
-    from adapters.pg_journal_verify import verify
-    from adapters.pg_pool import open_pg_for
+    from gateway.bootstrap.commands import verify_journal
     from gateway.settings import load_settings
 
     settings = load_settings(args.config, os.environ)
 
     async def go() -> int:
-        pg = await open_pg_for(settings)
-        try:
-            res = await verify(pg.bulk, day=args.day, tz=ZoneInfo(settings.timezone), stale_s=args.stale_s)
-        finally:
-            await pg.close()
+        res = await verify_journal(settings, day=args.day, tz=ZoneInfo(settings.timezone), stale_s=args.stale_s)
         scope = f"day {args.day.isoformat()}" if args.day else "whole chain"
         if res.ok:
             print(f"journal chain OK ({scope}): {res.rows} rows verified; head seq {res.head_seq} {res.head_hash}")

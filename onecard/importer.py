@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from gateway.app import feed_writer_for
+from gateway.bootstrap.commands import feed_writer_for
 from gateway.feeds_import import FeedImport
 from gateway.settings import Settings
 

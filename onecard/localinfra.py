@@ -24,7 +24,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from adapters.pg_migrate import create_database
+from gateway.bootstrap.commands import demo_database
 from gateway.domain.errors import ConfigError
 
 Source = Literal["configured", "local", "embedded"]
@@ -171,7 +171,7 @@ async def ensure_database(admin_dsn: str, name: str) -> str:
     """
     if not _DB_NAME.fullmatch(name):
         raise ValueError(f"database name {name!r} must match {_DB_NAME.pattern}")
-    return await create_database(admin_dsn, name)
+    return await demo_database(admin_dsn, name)
 
 
 async def ensure_redis(

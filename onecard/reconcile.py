@@ -10,17 +10,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-import asyncpg
 import orjson
 
-from adapters.core_fsi import FsiCore
-from adapters.pg_pool import Pg, open_pg_for
-from adapters.pg_reconcile import reversal_states, settlements
+from gateway.bootstrap.commands import core_settlements, reconcile_reads
+from gateway.bootstrap.exits import DependencyDown
 from gateway.domain.errors import CoreRejected, CoreUnavailable
 from gateway.domain.money import fen_to_yuan
 from gateway.domain.reconcile import CoreRecord, core_breaks, core_totals, open_breaks, totals
-from gateway.exits import DependencyDown
-from gateway.ports import InsuranceCore
+from gateway.ports.reconcile import ReconcileReads
 from gateway.settings import Settings
 
 _DAY = timedelta(days=1)
@@ -61,12 +58,6 @@ def _yuan_totals(t: dict[str, int]) -> dict[str, Any]:
     return {k: (v if k.endswith("_cnt") else str(fen_to_yuan(v))) for k, v in t.items()}
 
 
-def core_adapter(core_url: str) -> InsuranceCore:
-    """The core the command compares against: the FSI adapter alone, as one call needs no breaker (construction
-    kept here, in one place, until the composition root builds it)."""
-    return FsiCore(core_url, pool_size=2)
-
-
 async def fetch_core_ledger(
     core_url: str, fixmedins_code: str, begin: date, end: date, timeout_s: float = 30.0
 ) -> list[CoreRecord]:
@@ -77,21 +68,18 @@ async def fetch_core_ledger(
     Raises:
         DependencyDown: the core did not answer, or refused the download.
     """
-    core = core_adapter(core_url)
     try:
-        return await core.settlements(fixmedins_code, begin - _DAY, end + _DAY, timeout=timeout_s)
+        return await core_settlements(core_url, fixmedins_code, begin - _DAY, end + _DAY, timeout_s=timeout_s)
     except CoreUnavailable as exc:
         raise DependencyDown(f"the insurance core at {core_url} is unreachable ({exc}): check --core-url") from None
     except CoreRejected as exc:
         raise DependencyDown(
             f"the insurance core at {core_url} refused the settlement download ({exc.reason})"
         ) from None
-    finally:
-        await core.close()
 
 
 async def reconcile(
-    pool: Pg | asyncpg.Pool,
+    journal: ReconcileReads,
     fixmedins_code: str,
     begin: date,
     end: date,
@@ -103,9 +91,9 @@ async def reconcile(
     (`fetch_core_ledger`; its records outside the dates count only for msgids the journal has in them)."""
     lo = datetime.combine(begin, time(0), tz)
     hi = datetime.combine(end + timedelta(days=1), time(0), tz)
-    rows = await settlements(pool, fixmedins_code, lo, hi)
+    rows = await journal.settlements(fixmedins_code, lo, hi)
     omsgids = {s.msgid for s in rows} | {s.cancel_msgid for s in rows if s.cancel_msgid}
-    reversals = await reversal_states(pool, fixmedins_code, omsgids)
+    reversals = await journal.reversal_states(fixmedins_code, omsgids)
     gw = totals(rows) | {"unknown_cnt": sum(1 for s in rows if s.state == "UNKNOWN")}
     opened = [
         {"msgid": s.msgid, "setl_id": s.setl_id, "state": s.state,
@@ -157,11 +145,8 @@ def _side(v: dict[str, Any] | None) -> str:
 async def run(settings: Settings, fixmedins_code: str, begin: date, end: date, *, tz: tzinfo,
               core: list[CoreRecord] | None, as_json: bool) -> int:  # fmt: skip
     """The command: print the report (against the core's ledger when given); 0 balanced, 1 breaks."""
-    pg = await open_pg_for(settings)
-    try:
-        report = await reconcile(pg.bulk, fixmedins_code, begin, end, tz=tz, core=core)
-    finally:
-        await pg.close()
+    async with reconcile_reads(settings) as journal:
+        report = await reconcile(journal, fixmedins_code, begin, end, tz=tz, core=core)
     if as_json:
         print(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:

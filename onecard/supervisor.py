@@ -18,8 +18,8 @@ import signal
 import sys
 from typing import Any
 
+from gateway.bootstrap.exits import DependencyDown
 from gateway.domain.errors import ConfigError
-from gateway.exits import DependencyDown
 from gateway.http.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("onecard.serve")

@@ -14,8 +14,8 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from gateway.bootstrap.exits import DependencyDown, needs_postgres
 from gateway.domain.errors import ConfigError
-from gateway.exits import DependencyDown, needs_postgres
 from gateway.settings import Settings
 from onecard.serve import freeze_startup_objects, new_event_loop
 

@@ -121,6 +121,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.background_crashes = Counter(
+            "onecard_background_crashes",
+            "Background loops (publisher, follower, reversal worker, recovery, sealer, pruning, node lease) that"
+            " crashed and were started again",
+            ["task"],
+            registry=r,
+        )
         self.blacklist_lookups = Counter(
             "onecard_blacklist_lookups", "Blacklist checks by where they were answered", ["path"], registry=r
         )

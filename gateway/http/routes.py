@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.domain.codes import ResultCode
 from gateway.http.errors import terminal_error
-from gateway.keys import GATEWAY, LIST_LOOKUP, LOCAL_BLACKLIST, METRICS, NODE, PG_POOL, SETTINGS, STATUS
+from gateway.keys import BACKGROUND, DATABASE, GATEWAY, LIST_LOOKUP, LOCAL_BLACKLIST, METRICS, NODE, SETTINGS, STATUS
 
 routes = web.RouteTableDef()
 LATENCY_HEADER = "X-Gateway-Latency-Us"
@@ -60,11 +60,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: PostgreSQL, Redis and keys usable, the blacklist fresh and a node id held (SPEC §2). Each check
+    """Ready: PostgreSQL, Redis and keys usable, the blacklist fresh, a node id held and no background loop
+    waiting to restart (SPEC §2). Each check
     is bounded by its dependency's deadline; a failing one names itself and why."""
     checks: dict[str, str] = {}
     try:
-        await request.app[PG_POOL].fetchval("SELECT 1")
+        await request.app[DATABASE].ping()
         checks["postgres"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the name says which
         checks["postgres"] = f"down: {_why(exc)}"
@@ -80,6 +81,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks["keys"] = request.app[STATUS].get("keys", "missing")
     node = request.app[NODE]
     checks["node"] = "lapsed: no node id held" if node.lapsed else "ok"
+    checks["background"] = request.app[BACKGROUND].status
     ready = all(v == "ok" for v in checks.values())
     body = {"ready": ready, "checks": checks, "node_id": node.node_id}
     return web.json_response(body, status=200 if ready else 503)

@@ -1,5 +1,5 @@
 """Operator commands facing what goes wrong in production: one line on stderr naming the dependency and what to
-check, never a traceback, and the documented exit code (gateway/exits.py): 2 usage or configuration, 3 a
+check, never a traceback, and the documented exit code (gateway/bootstrap/exits.py): 2 usage or configuration, 3 a
 dependency unreachable (refused, or a server that accepts and never answers), 1 a finding."""
 
 from __future__ import annotations

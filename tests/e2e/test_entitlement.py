@@ -38,7 +38,7 @@ class TestEntitlement:
         """An insured person with a balance: three checks entitled, MAC2 on the answer, the journal row DONE,
         no settlement, and the person's account and version at the core untouched."""
         t = await fleet.terminal()
-        card, person = fleet.card(insutype="310", min_balance=100)
+        card, _ = fleet.card(insutype="310", min_balance=100)
         before = money_state(await core_person(core_url, card.psn_no))
         b = entitlement(t, card)
         status, resp, _ = await fleet.call(b)

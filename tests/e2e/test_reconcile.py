@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from adapters.journal_codec import chain_hash
+from adapters.pg_reconcile import PgReconcileReads
 from gateway.domain.inputs import StatementDetail
 from gateway.domain.reconcile import (
     AMOUNT_MISMATCH,
@@ -78,7 +79,7 @@ class TestReconcile:
         day = shanghai_today()
         core = await fetch_core_ledger(core_url, CODE, day, day)
         async with asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2) as pool:
-            return await reconcile(pool, CODE, day, day, tz=TZ, core=core)
+            return await reconcile(PgReconcileReads(pool), CODE, day, day, tz=TZ, core=core)
 
     async def test_balanced_against_core(self, own, settings, core_url):
         """Gateway totals are settlements minus cancellations, the core agrees, no breaks."""
@@ -99,7 +100,7 @@ class TestReconcile:
         """Without the core: the journal's totals and no open outcomes."""
         async with asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2) as pool:
             day = shanghai_today()
-            report = await reconcile(pool, CODE, day, day, tz=TZ)
+            report = await reconcile(PgReconcileReads(pool), CODE, day, day, tz=TZ)
         assert report.core is None
         assert report.open == []
         assert report.balanced

@@ -1,0 +1,59 @@
+"""What each `onecard` operator command is built from, so that no command names an adapter: the feed writer
+of an import, the journal verifier, reconciliation's two sides (the journal and the insurance core, through
+its port), and a database for the embedded demo servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date, tzinfo
+
+from adapters.pg_feed_writer import PgFeedWriter
+from adapters.pg_journal_verify import VerifyResult, verify
+from adapters.pg_migrate import create_database
+from adapters.pg_reconcile import PgReconcileReads
+from gateway.bootstrap.stores import command_core, command_pg
+from gateway.domain.reconcile import CoreRecord
+from gateway.ports.blacklist import FeedWriter
+from gateway.ports.reconcile import ReconcileReads
+from gateway.settings import Settings
+
+
+@asynccontextmanager
+async def feed_writer_for(settings: Settings) -> AsyncIterator[FeedWriter]:
+    """The feed writer of `onecard blacklist import`: a small pool of its own, the bulk deadline."""
+    async with command_pg(settings) as pg:
+        yield PgFeedWriter(pg.bulk)
+
+
+async def verify_journal(settings: Settings, *, day: date | None, tz: tzinfo, stale_s: float) -> VerifyResult:
+    """`onecard journal verify`: the hash chain recomputed (all of it, or one day's stretch)."""
+    async with command_pg(settings) as pg:
+        return await verify(pg.bulk, day=day, tz=tz, stale_s=stale_s)
+
+
+@asynccontextmanager
+async def reconcile_reads(settings: Settings) -> AsyncIterator[ReconcileReads]:
+    """The journal's side of `onecard reconcile`."""
+    async with command_pg(settings) as pg:
+        yield PgReconcileReads(pg.bulk)
+
+
+async def core_settlements(
+    core_url: str, fixmedins_code: str, begin: date, end: date, *, timeout_s: float
+) -> list[CoreRecord]:
+    """The core's side of `onecard reconcile`, through the core port.
+
+    Raises:
+        CoreUnavailable, CoreRejected: as the port does.
+    """
+    core = command_core(core_url)
+    try:
+        return await core.settlements(fixmedins_code, begin, end, timeout=timeout_s)
+    finally:
+        await core.close()
+
+
+async def demo_database(admin_dsn: str, name: str) -> str:
+    """A database for the embedded demo servers (created unless it exists); the DSN that reaches it."""
+    return await create_database(admin_dsn, name)
