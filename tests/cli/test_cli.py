@@ -99,6 +99,7 @@ class TestServe:
                     "blacklist": "ok",
                     "keys": "ok",
                     "node": "ok",
+                    "background": "ok",
                 }
                 _, metrics = await wait_http(gw.url + "/metrics")
                 assert b"onecard_request_seconds" in metrics
