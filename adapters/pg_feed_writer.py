@@ -105,9 +105,9 @@ async def _decide_batch_yielding(
     return p
 
 
-async def _write(conn: Conn, p: Prepared) -> None:
+async def _write(conn: Conn, p: Prepared, actor: str | None) -> None:
     await write_cards(conn, p.cards, p.before)
-    await commit_changes(conn, p.base, p.pending)
+    await commit_changes(conn, p.base, p.pending, actor)
     if p.feed_rows:
         await conn.copy_records_to_table(
             "feed_events",
@@ -122,6 +122,7 @@ async def apply_events(
     *,
     city: str = CITY,
     after_commit: AfterCommit | None = None,
+    actor: str | None = None,
 ) -> list[EventResult]:
     """Apply a batch in ONE transaction; each event sees the effects of the ones before it.
 
@@ -133,7 +134,7 @@ async def apply_events(
         base = await lock_version(conn)
         state, seen = await _gather(conn, events, city, None)
         p = decide_batch(events, state, seen, base, city)
-        await _write(conn, p)
+        await _write(conn, p, actor)
     if after_commit is not None and p.changed:
         await after_commit()
     return p.results
@@ -150,7 +151,7 @@ async def prepare_events(
 
 
 async def commit_prepared(
-    pool: Pg, p: Prepared, *, city: str = CITY, after_commit: AfterCommit | None = None
+    pool: Pg, p: Prepared, *, city: str = CITY, after_commit: AfterCommit | None = None, actor: str | None = None
 ) -> Prepared:
     """Write a prepared batch; if anyone else wrote since it was decided, decide it again under the lock.
 
@@ -161,14 +162,20 @@ async def commit_prepared(
         if base != p.base:
             state, seen = await _gather(conn, p.events, city, None)
             p = decide_batch(p.events, state, seen, base, city)
-        await _write(conn, p)
+        await _write(conn, p, actor)
     if after_commit is not None and p.changed:
         await after_commit()
     return p
 
 
 async def _set_entry(
-    pool: Pg, lst: Literal["C", "P"], key: str, reason: str | None, source: str, after: AfterCommit | None
+    pool: Pg,
+    lst: Literal["C", "P"],
+    key: str,
+    reason: str | None,
+    source: str,
+    after: AfterCommit | None,
+    actor: str | None,
 ) -> bool:
     table, column = ("blacklist_cards", "card_sn") if lst == "C" else ("blacklist_persons", "psn_no")
     async with pool.acquire() as conn, conn.transaction():
@@ -177,14 +184,20 @@ async def _set_entry(
         if current == reason:
             return False
         op: Literal["A", "R", "D"] = "D" if reason is None else ("A" if current is None else "R")
-        await commit_changes(conn, base, [(ListChange(lst, key, op, reason), source)])
+        await commit_changes(conn, base, [(ListChange(lst, key, op, reason), source)], actor)
     if after is not None:
         await after()
     return True
 
 
 async def set_card_entry(
-    pool: Pg, card_sn: str, reason: str | None, source: str, *, after_commit: AfterCommit | None = None
+    pool: Pg,
+    card_sn: str,
+    reason: str | None,
+    source: str,
+    *,
+    after_commit: AfterCommit | None = None,
+    actor: str | None = None,
 ) -> bool:
     """Put a card on the list (reason) or take it off (None), versioned; False if the list did not change.
 
@@ -192,24 +205,36 @@ async def set_card_entry(
     """
     if reason is not None and reason not in CARD_REASONS:
         raise ValueError(f"card reason must be one of {sorted(CARD_REASONS)}")
-    return await _set_entry(pool, "C", card_sn, reason, source, after_commit)
+    return await _set_entry(pool, "C", card_sn, reason, source, after_commit, actor)
 
 
 async def set_person_entry(
-    pool: Pg, psn_no: str, reason: str | None, source: str, *, after_commit: AfterCommit | None = None
+    pool: Pg,
+    psn_no: str,
+    reason: str | None,
+    source: str,
+    *,
+    after_commit: AfterCommit | None = None,
+    actor: str | None = None,
 ) -> bool:
     """Put a person on the list (reason) or take them off (None), versioned; False if nothing changed."""
     if reason is not None and reason not in PERSON_REASONS:
         raise ValueError("person reason must be 11 or 12")
-    return await _set_entry(pool, "P", psn_no, reason, source, after_commit)
+    return await _set_entry(pool, "P", psn_no, reason, source, after_commit, actor)
 
 
 class PgFeedWriter:
-    """`gateway.ports.FeedWriter` on PostgreSQL, under the deadlines of the `Pg` it is given."""
+    """`gateway.ports.FeedWriter` on PostgreSQL, under the deadlines of the `Pg` it is given; `actor` is the
+    identity its changes are logged under (None: outside the admin API)."""
 
-    def __init__(self, pg: Pg, city: str = CITY) -> None:
+    def __init__(self, pg: Pg, city: str = CITY, actor: str | None = None) -> None:
         self.pg = pg
         self.city = city
+        self.actor = actor
+
+    def acting_as(self, actor: str) -> PgFeedWriter:
+        """The same writer, its changes logged as made by `actor`."""
+        return PgFeedWriter(self.pg, self.city, actor)
 
     async def version(self) -> int:
         """The last version taken (committed)."""
@@ -219,7 +244,7 @@ class PgFeedWriter:
         self, events: Sequence[FeedEvent], *, after_commit: AfterCommit | None = None
     ) -> list[EventResult]:
         """Apply a batch in one transaction (`apply_events`)."""
-        return await apply_events(self.pg, events, city=self.city, after_commit=after_commit)
+        return await apply_events(self.pg, events, city=self.city, after_commit=after_commit, actor=self.actor)
 
     async def prepare(self, events: Sequence[FeedEvent], *, base: int, overlay: Prepared | None) -> Prepared:
         """Decide a batch outside any lock (`prepare_events`)."""
@@ -227,16 +252,16 @@ class PgFeedWriter:
 
     async def commit(self, prepared: Prepared, *, after_commit: AfterCommit | None = None) -> Prepared:
         """Write a prepared batch (`commit_prepared`)."""
-        return await commit_prepared(self.pg, prepared, city=self.city, after_commit=after_commit)
+        return await commit_prepared(self.pg, prepared, city=self.city, after_commit=after_commit, actor=self.actor)
 
     async def set_card_entry(
         self, card_sn: str, reason: str | None, source: str, *, after_commit: AfterCommit | None = None
     ) -> bool:
         """List or delist a card (`set_card_entry`)."""
-        return await set_card_entry(self.pg, card_sn, reason, source, after_commit=after_commit)
+        return await set_card_entry(self.pg, card_sn, reason, source, after_commit=after_commit, actor=self.actor)
 
     async def set_person_entry(
         self, psn_no: str, reason: str | None, source: str, *, after_commit: AfterCommit | None = None
     ) -> bool:
         """List or delist a person (`set_person_entry`)."""
-        return await set_person_entry(self.pg, psn_no, reason, source, after_commit=after_commit)
+        return await set_person_entry(self.pg, psn_no, reason, source, after_commit=after_commit, actor=self.actor)

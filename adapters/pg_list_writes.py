@@ -70,14 +70,17 @@ async def write_cards(
     )
 
 
-async def write_changes(conn: Conn, logged: Sequence[Logged]) -> None:
-    """The change log rows, then the final state of each touched key in both lists."""
+async def write_changes(conn: Conn, logged: Sequence[Logged], actor: str | None = None) -> None:
+    """The change log rows (with the identity that made them: `actor`, issue 11), then the final state of each
+    touched key in both lists."""
     if not logged:
         return
     await conn.copy_records_to_table(
         "blacklist_changes",
-        records=[(x.version, x.change.list, x.change.key, x.change.op, x.change.reason, x.source) for x in logged],
-        columns=["version", "list", "key", "op", "reason", "source"],
+        records=[
+            (x.version, x.change.list, x.change.key, x.change.op, x.change.reason, x.source, actor) for x in logged
+        ],
+        columns=["version", "list", "key", "op", "reason", "source", "actor"],
     )
     for lst, table, key in (("C", "blacklist_cards", "card_sn"), ("P", "blacklist_persons", "psn_no")):
         last: dict[str, Logged] = {x.change.key: x for x in logged if x.change.list == lst}
@@ -99,10 +102,12 @@ async def write_changes(conn: Conn, logged: Sequence[Logged]) -> None:
             )
 
 
-async def commit_changes(conn: Conn, base: int, pending: Sequence[tuple[ListChange, str]]) -> list[Logged]:
+async def commit_changes(
+    conn: Conn, base: int, pending: Sequence[tuple[ListChange, str]], actor: str | None = None
+) -> list[Logged]:
     """Number the changes base+1.. and write them; the meta row (locked by the caller) takes the last."""
     logged = [Logged(ch, source, base + i) for i, (ch, source) in enumerate(pending, 1)]
     if logged:
         await conn.execute("UPDATE blacklist_meta SET version = $1", logged[-1].version)
-        await write_changes(conn, logged)
+        await write_changes(conn, logged, actor)
     return logged

@@ -1,25 +1,33 @@
 """`create_app(settings)`: the gateway's aiohttp application, its middlewares and routes. What it is built
-from is the composition root's business (`gateway.bootstrap.server`), run as the app's cleanup context."""
+from is the composition root's business (`gateway.bootstrap.server`), run as the app's cleanup context. With
+`admin_port` set, the admin surface (/admin/*, /metrics) is a second application on its own listener
+(`gateway.bootstrap.admin_listener`) and the terminal port answers those paths 404."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.bootstrap.admin_listener import admin_listener
 from gateway.bootstrap.server import UNAVAILABLE_ERRORS, server_resources
+from gateway.http.access import access_middleware
 from gateway.http.admin import admin_routes
+from gateway.http.audit import audit_routes
 from gateway.http.distribution import distribution_routes
 from gateway.http.errors import error_middleware
 from gateway.http.feeds import feed_routes
 from gateway.http.metrics import Metrics
-from gateway.http.routes import latency_middleware, routes
+from gateway.http.routes import latency_middleware, metrics_routes, routes
 from gateway.keys import METRICS, SETTINGS, STATUS
 from gateway.settings import Settings
 
 
 def create_app(settings: Settings) -> web.Application:
     """A gateway application; resources are opened on start-up and closed in reverse on clean-up."""
+    apart = settings.admin_port is not None
+    # One listener for all (no admin port): /metrics stays open there, as before the admin listener existed.
+    access = [] if apart else [access_middleware(UNAVAILABLE_ERRORS, guard_metrics=False)]
     app = web.Application(
-        middlewares=[latency_middleware, error_middleware(unavailable=UNAVAILABLE_ERRORS)],
+        middlewares=[latency_middleware, *access, error_middleware(unavailable=UNAVAILABLE_ERRORS)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -27,7 +35,30 @@ def create_app(settings: Settings) -> web.Application:
     app[STATUS] = {}
     app.cleanup_ctx.append(server_resources)
     app.router.add_routes(routes)
-    app.router.add_routes(admin_routes)
     app.router.add_routes(distribution_routes)
-    app.router.add_routes(feed_routes)
+    if apart:
+        app.cleanup_ctx.append(admin_listener(create_admin_app))
+    else:
+        _admin_surface(app)
     return app
+
+
+def create_admin_app(settings: Settings) -> web.Application:
+    """The admin listener's application: /admin/* and /metrics, every route behind its declared roles."""
+    app = web.Application(
+        middlewares=[
+            latency_middleware,
+            access_middleware(UNAVAILABLE_ERRORS, guard_metrics=True),
+            error_middleware(unavailable=UNAVAILABLE_ERRORS),
+        ],
+        client_max_size=settings.max_body_bytes,
+    )
+    _admin_surface(app)
+    return app
+
+
+def _admin_surface(app: web.Application) -> None:
+    app.router.add_routes(metrics_routes)
+    app.router.add_routes(admin_routes)
+    app.router.add_routes(feed_routes)
+    app.router.add_routes(audit_routes)

@@ -9,11 +9,13 @@ from aiohttp import web
 
 from gateway.background import Background
 from gateway.domain.keys import MasterKeys
+from gateway.http.identity import Identities
 from gateway.http.metrics import Metrics
 from gateway.pipeline.reply import NodeId
 from gateway.pipeline.service import Gateway
 from gateway.ports.blacklist import CacheFreshness, DistributionReads, FeedWriter, ReadyListLookup
 from gateway.ports.health import Pingable
+from gateway.ports.operators import AuditTrail
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -29,3 +31,6 @@ LOCAL_BLACKLIST: web.AppKey[CacheFreshness] = web.AppKey("local_blacklist")
 FEED_WRITER: web.AppKey[FeedWriter] = web.AppKey("feed_writer")  # feed batches and imports: FEED_BATCH_S deadline
 LIST_WRITER: web.AppKey[FeedWriter] = web.AppKey("list_writer")  # single admin changes: the request deadline
 DISTRIBUTION: web.AppKey[DistributionReads] = web.AppKey("distribution")  # what terminals download
+# Issue 11 items 5-6: who sent an admin request (env tokens, then named operators) and the audit trail.
+IDENTITIES = web.AppKey("identities", Identities)
+AUDIT_TRAIL: web.AppKey[AuditTrail] = web.AppKey("audit_trail")

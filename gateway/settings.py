@@ -61,6 +61,11 @@ class Settings:
     redis_timeout_s: float = 1.0  # every Redis command, connecting included; never retried
     node_id: int | None = None  # this process's id in minted ids; None: lease the lowest free one
     node_lease_s: float = 30.0  # a node id not renewed for this long may be taken by another process
+    # Issue 11 items 4-5 (admin listener, named operators): with admin_port set, /admin/* and /metrics are served
+    # there only; operator_cache_s bounds how long a revoked or rotated token can still be honoured per worker.
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None
+    operator_cache_s: float = 1.0
 
 
 # environment variable → (field, parser)
@@ -101,6 +106,10 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
     "ONECARD_NODE_ID": ("node_id", int),
     "ONECARD_NODE_LEASE_S": ("node_lease_s", float),
+    # issue 11 items 4-5
+    "ONECARD_ADMIN_HOST": ("admin_host", str),
+    "ONECARD_ADMIN_PORT": ("admin_port", int),
+    "ONECARD_OPERATOR_CACHE_S": ("operator_cache_s", float),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -198,6 +207,10 @@ def load_settings(
         errors.append(f"node_id: must be in 0..{MAX_NODE_ID}")
     if s.node_lease_s < 3 * s.pg_timeout_s:
         errors.append(f"node_lease_s: must be at least 3 x pg_timeout_s ({3 * s.pg_timeout_s:g} s)")
+    if s.admin_port is not None and not 0 <= s.admin_port <= 65535:  # issue 11 item 4; 0: any free port (tests)
+        errors.append("admin_port: must be in 0..65535")
+    if not 0 <= s.operator_cache_s <= 1:
+        errors.append("operator_cache_s: must be in 0..1 (seconds a revoked token may still be honoured)")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s

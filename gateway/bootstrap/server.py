@@ -16,12 +16,14 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from adapters.pg_audit import PgAuditTrail
 from adapters.pg_claims import PgJournal
 from adapters.pg_distribution import PgDistribution
 from adapters.pg_feed_writer import PgFeedWriter
 from adapters.pg_journal_chain import run_sealer
 from adapters.pg_lists import PgListsOfRecord
 from adapters.pg_nodes import NodeLease
+from adapters.pg_operators import PgOperators
 from adapters.pg_pool import RETRYABLE, UNAVAILABLE, Pg
 from adapters.pg_registry import PgRegistry
 from adapters.pg_reversal_queue import PgReversalQueue
@@ -37,12 +39,15 @@ from gateway.bootstrap.stores import guarded_core, open_server_pg, redis_answers
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.keys import CardKeyCache
 from gateway.http.feeds import FEED_BATCH_S
+from gateway.http.identity import Identities
 from gateway.keys import (
+    AUDIT_TRAIL,
     BACKGROUND,
     DATABASE,
     DISTRIBUTION,
     FEED_WRITER,
     GATEWAY,
+    IDENTITIES,
     LIST_LOOKUP,
     LIST_WRITER,
     LOCAL_BLACKLIST,
@@ -102,6 +107,8 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
             app[FEED_WRITER] = PgFeedWriter(pg.with_timeout(FEED_BATCH_S))
             app[LIST_WRITER] = PgFeedWriter(pg)
             app[DISTRIBUTION] = PgDistribution(pg)
+            app[IDENTITIES] = Identities(s, PgOperators(pg))  # issue 11: named operators, env tokens
+            app[AUDIT_TRAIL] = PgAuditTrail(pg)
             await start_blacklist(app, pg, redis, local, background)
             deps = Deps(
                 settings=s,
@@ -124,7 +131,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
             if s.dev_mode:
                 log.warning(
                     "DEVELOPMENT MODE: development keys accepted%s",
-                    "; admin API open without a token" if s.admin_token is None else "",
+                    "; admin API open without a token" if app[IDENTITIES].open_for_development else "",
                 )
             await _start_journal_loops(deps, gateway, pg, background)
             yield

@@ -1,17 +1,18 @@
-"""Admin feeds (SPEC §8.3): card and person events, and the streamed bulk import. Bearer tokens.
+"""Admin feeds (SPEC §8.3): card and person events, and the streamed bulk import. Roles `operator` and `feed`
+(gateway/http/access.py).
 
 POST /admin/blacklist/events                 one event object or a JSON array of at most 10,000
      → {"results": [{"index", "status", "reason", "version"}], "accepted", "duplicate", "rejected"}
 POST /admin/blacklist/import?format=csv|jsonl[&source=REGION]
      body: the file, streamed → NDJSON: one result per line `{"line", "status", "reason", "version"}`, then
      `{"summary": {...}}`
-The operator token (`admin_token`) may send as any source; a feed token (`feed_tokens`, "REGION=TOKEN,...")
-only as its own region, which also fills an empty `source`.
+An operator may send as any source; a feed identity (a named `feed` operator, or an environment feed token,
+`feed_tokens` "REGION=TOKEN,...") only as its own region, which also fills an empty `source`. The change log
+records the identity as each change's actor.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +20,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.domain.feeds import FeedError, FeedEvent, parse_event, parse_feed_tokens
+from gateway.domain.feeds import FeedError, FeedEvent, parse_event
 from gateway.domain.feeds.batch import EventResult
 from gateway.domain.feeds.codec import FORMATS, MAX_BYTES, MAX_LINES, ImportLimits
+from gateway.domain.operators import Role
 from gateway.feeds_import import FeedImport
+from gateway.http.access import OPERATOR, allow, hashed, read_body, record_now
 from gateway.http.errors import json_error
 from gateway.keys import FEED_WRITER, SETTINGS
 
@@ -44,27 +47,13 @@ def _error(status: int, message: str) -> web.Response:
 
 @dataclass(frozen=True, slots=True)
 class _Actor:
+    name: str  # logged as the actor of each change
     scope: str | None  # None: the operator, any source
 
 
-def _actor(request: web.Request) -> _Actor | web.Response:
-    s = request.app[SETTINGS]
-    try:
-        feed = parse_feed_tokens(getattr(s, "feed_tokens", None))
-    except ValueError as exc:
-        return _error(403, f"feed API disabled: {exc}")
-    if s.admin_token is None and not feed:
-        if s.dev_mode:
-            return _Actor(None)  # development mode without tokens: open, as the other admin routes
-        return _error(403, "admin API disabled: set ONECARD_ADMIN_TOKEN or ONECARD_FEED_TOKENS")
-    given = request.headers.get("Authorization", "").encode()
-    actor: _Actor | None = None
-    if s.admin_token is not None and hmac.compare_digest(given, f"Bearer {s.admin_token}".encode()):
-        actor = _Actor(None)
-    for token, region in feed.items():  # compare with every token: the time does not tell which matched
-        if hmac.compare_digest(given, f"Bearer {token}".encode()) and actor is None:
-            actor = _Actor(region)
-    return actor if actor is not None else _error(401, "missing or wrong bearer token")
+def _actor(request: web.Request) -> _Actor:
+    who = request[OPERATOR]
+    return _Actor(who.name, who.region if who.role is Role.FEED and not who.everything else None)
 
 
 def _scope(request: web.Request, actor: _Actor) -> str | web.Response | None:
@@ -82,28 +71,16 @@ def _after_commit(request: web.Request) -> AfterCommit | None:
     return request.app.get(FEED_AFTER_COMMIT)
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(1 << 16):
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
 def _result(r: EventResult) -> dict[str, Any]:
     return {"index": r.index, "status": r.status, "reason": r.reason, "version": r.version}
 
 
 @feed_routes.post("/admin/blacklist/events")
+@allow(Role.OPERATOR, Role.FEED)
 async def post_events(request: web.Request) -> web.Response:
     """Card and person events; a resent event or batch is `duplicate` and changes nothing."""
     actor = _actor(request)
-    if isinstance(actor, web.Response):
-        return actor
-    body = await _read_limited(request, MAX_EVENTS_BYTES)
+    body = await read_body(request, MAX_EVENTS_BYTES)
     if body is None:
         return _error(413, f"body: larger than {MAX_EVENTS_BYTES} bytes; use /admin/blacklist/import")
     try:
@@ -132,7 +109,8 @@ async def post_events(request: web.Request) -> web.Response:
     events = [p for p in parsed if not isinstance(p, str)]
     done: list[EventResult] = []
     if events:
-        done = await request.app[FEED_WRITER].apply_events(events, after_commit=_after_commit(request))
+        writer = request.app[FEED_WRITER].acting_as(actor.name)
+        done = await writer.apply_events(events, after_commit=_after_commit(request))
     applied = iter(done)
     results: list[dict[str, Any]] = []
     for i, p in enumerate(parsed):
@@ -145,11 +123,10 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 @feed_routes.post("/admin/blacklist/import")
+@allow(Role.OPERATOR, Role.FEED)
 async def post_import(request: web.Request) -> web.StreamResponse:
     """A whole feed file, streamed in and answered line by line as NDJSON."""
     actor = _actor(request)
-    if isinstance(actor, web.Response):
-        return actor
     fmt = request.query.get("format")
     if fmt not in FORMATS:
         return _error(400, "format: must be csv or jsonl")
@@ -168,11 +145,14 @@ async def post_import(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
     out = bytearray()
-    run = FeedImport(request.app[FEED_WRITER], fmt=fmt, source_scope=scope, after_commit=hook, limits=limits)
-    async for result in run.results(request.content.iter_chunked(1 << 16)):
-        if "summary" in result and final is not None:
-            # Batches were handed to the publisher as they committed; before the summary, everything is out.
-            await final()
+    writer = request.app[FEED_WRITER].acting_as(actor.name)
+    run = FeedImport(writer, fmt=fmt, source_scope=scope, after_commit=hook, limits=limits)
+    async for result in run.results(hashed(request)):
+        if "summary" in result:
+            if final is not None:
+                # Batches were handed to the publisher as they committed; before the summary, everything is out.
+                await final()
+            await record_now(request, 200)  # the audit row, with the whole body's digest, before the summary
         out += orjson.dumps(result) + b"\n"
         if len(out) >= 1 << 16:
             await resp.write(bytes(out))

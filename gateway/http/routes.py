@@ -10,10 +10,13 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.domain.codes import ResultCode
+from gateway.domain.operators import Role
+from gateway.http.access import allow
 from gateway.http.errors import terminal_error
 from gateway.keys import BACKGROUND, DATABASE, GATEWAY, LIST_LOOKUP, LOCAL_BLACKLIST, METRICS, NODE, SETTINGS, STATUS
 
 routes = web.RouteTableDef()
+metrics_routes = web.RouteTableDef()  # issue 11 item 4: on the admin listener when one is configured
 LATENCY_HEADER = "X-Gateway-Latency-Us"
 
 
@@ -93,7 +96,8 @@ def _why(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-@routes.get("/metrics")
+@metrics_routes.get("/metrics")
+@allow(Role.MONITOR, Role.AUDITOR, Role.OPERATOR)  # checked on the admin listener only (README "Admin listener")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: this application's registry, or under `serve --workers N` all workers' sum."""
     resp = web.Response(body=request.app[METRICS].render())

@@ -117,6 +117,10 @@ class FeedWriter(Protocol):
         """The last version taken (committed)."""
         ...
 
+    def acting_as(self, actor: str) -> FeedWriter:
+        """The same writer, its changes logged as made by `actor` (the authenticated identity, issue 11)."""
+        ...
+
     async def apply_events(
         self, events: Sequence[FeedEvent], *, after_commit: AfterCommit | None = None
     ) -> list[EventResult]:

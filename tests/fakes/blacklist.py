@@ -27,6 +27,10 @@ class InMemoryLists:
         """The last version taken."""
         return len(self.log)
 
+    def acting_as(self, actor: str) -> InMemoryLists:
+        """The same lists: the fake keeps no change-log identities."""
+        return self
+
     async def changes_since(self, version: int, limit: int = 100_000) -> list[LoggedChange]:
         """The log after `version`, in order."""
         return self.log[version : version + limit]
