@@ -49,7 +49,7 @@ def create_admin_app(settings: Settings) -> web.Application:
         middlewares=[
             latency_middleware,
             access_middleware(UNAVAILABLE_ERRORS, guard_metrics=True),
-            error_middleware(unavailable=UNAVAILABLE_ERRORS),
+            error_middleware(unavailable=UNAVAILABLE_ERRORS, terminals=False),
         ],
         client_max_size=settings.max_body_bytes,
     )

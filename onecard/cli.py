@@ -14,6 +14,7 @@ from datetime import date
 
 from gateway.bootstrap.exits import classify
 from onecard import commands
+from onecard.admin_cli import add_admin_parser
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default 1). With N > 1 they share the port via SO_REUSEPORT under a supervisor"
         " that restarts any that dies, and /metrics answers with the sum over all workers",
     )
+    # issue 11 item 4: the admin listener (default $ONECARD_ADMIN_HOST/PORT; none: admin paths on --port)
+    s.add_argument("--admin-host", help="admin listener host (default $ONECARD_ADMIN_HOST or 127.0.0.1)")
+    s.add_argument("--admin-port", type=int, help="serve /admin/* and /metrics here only (default $ONECARD_ADMIN_PORT)")
     s.set_defaults(func=commands.serve)
 
     c = sub.add_parser("core-sim", help="run the insurance-core simulator")
@@ -86,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     jv.add_argument("--stale-s", type=float, default=60.0, help="report DONE rows unsealed for longer (default 60)")
     jv.add_argument("--config", help="settings file (TOML)")
     jv.set_defaults(func=commands.journal_verify)
+
+    add_admin_parser(sub)  # issue 11 items 5-6: admin user ..., admin audit verify
 
     rc = sub.add_parser("reconcile", help="an institution's totals and breaks, against the core with --core-url")
     rc.add_argument("--institution", required=True, help="fixmedins_code")

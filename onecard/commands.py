@@ -28,6 +28,8 @@ def serve(args: argparse.Namespace) -> int:
         core_url=args.core_url,
         world_file=args.world,
         dev_mode=True if args.dev else None,
+        admin_host=getattr(args, "admin_host", None),  # issue 11 item 4
+        admin_port=getattr(args, "admin_port", None),
     )
     if args.world:
         _check_world(args.world)

@@ -31,6 +31,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         raise ConfigError(f"--workers must be at least 1 (got {workers})")
     if workers > 1 and port == 0:
         raise ConfigError("--workers above 1 needs a fixed --port: with port 0 each worker would take its own")
+    if settings.admin_port is not None and settings.admin_port == port != 0:  # SO_REUSEPORT would share it
+        raise ConfigError(f"--admin-port {port} is the terminal port: the admin listener needs its own")
     if settings.node_id is not None and settings.node_id + workers - 1 > MAX_NODE_ID:
         raise ConfigError(f"node_id {settings.node_id} + {workers} workers passes the largest node id {MAX_NODE_ID}")
     if workers == 1:

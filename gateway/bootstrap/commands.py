@@ -8,13 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, tzinfo
 
+from adapters.pg_audit import PgAuditTrail
 from adapters.pg_feed_writer import PgFeedWriter
 from adapters.pg_journal_verify import VerifyResult, verify
 from adapters.pg_migrate import create_database
+from adapters.pg_operators import PgOperators
 from adapters.pg_reconcile import PgReconcileReads
-from gateway.bootstrap.stores import command_core, command_pg
+from gateway.bootstrap.stores import command_core, command_pg, migrate_database
+from gateway.domain.audit import AuditVerdict
 from gateway.domain.reconcile import CoreRecord
 from gateway.ports.blacklist import FeedWriter
+from gateway.ports.operators import AuditTrail, OperatorAccounts
 from gateway.ports.reconcile import ReconcileReads
 from gateway.settings import Settings
 
@@ -57,3 +61,19 @@ async def core_settlements(
 async def demo_database(admin_dsn: str, name: str) -> str:
     """A database for the embedded demo servers (created unless it exists); the DSN that reaches it."""
     return await create_database(admin_dsn, name)
+
+
+# Issue 11 items 5-6: `onecard admin user ...` and `onecard admin audit verify`.
+@asynccontextmanager
+async def operator_accounts(settings: Settings) -> AsyncIterator[tuple[OperatorAccounts, AuditTrail]]:
+    """The operators of `onecard admin user` (the database migrated first) and the audit trail they are
+    recorded in."""
+    await migrate_database(settings)
+    async with command_pg(settings) as pg:
+        yield PgOperators(pg), PgAuditTrail(pg)
+
+
+async def verify_audit(settings: Settings) -> AuditVerdict:
+    """`onecard admin audit verify`: the audit trail's chain recomputed."""
+    async with command_pg(settings) as pg:
+        return await PgAuditTrail(pg.bulk).verify()

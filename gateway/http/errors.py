@@ -74,13 +74,14 @@ def terminal_error(
     return web.Response(body=reply.body, status=status or reply.status, content_type="application/json")
 
 
-def error_middleware(unavailable: tuple[type[BaseException], ...]) -> Middleware:
+def error_middleware(unavailable: tuple[type[BaseException], ...], *, terminals: bool = True) -> Middleware:
     """The middleware; `unavailable` are the errors meaning "PostgreSQL or Redis cannot be used right now"
-    (named by the composition root, so this module imports no driver)."""
+    (named by the composition root, so this module imports no driver). `terminals=False` (the admin listener,
+    which serves no terminal route): every answer in the JSON shape."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        terminal = request.path.startswith(TERMINAL_PREFIX)
+        terminal = terminals and request.path.startswith(TERMINAL_PREFIX)
         try:
             return await handler(request)
         except web.HTTPException as exc:
