@@ -25,14 +25,20 @@ class TestUsers:
         r = run("admin", "user", "add", "carol", "--role", "feed", "--region", "330200", env=env)
         assert r.returncode == 0, r.stderr
         token = r.stdout.strip()
-        assert len(token) >= 43 and "shown once" in r.stderr
+        assert len(token) >= 43
+        assert "shown once" in r.stderr
         r = run("admin", "user", "list", env=env)
-        assert r.returncode == 0 and "carol" in r.stdout and "feed" in r.stdout and token not in r.stdout
+        assert r.returncode == 0
+        assert "carol" in r.stdout
+        assert "feed" in r.stdout
+        assert token not in r.stdout
         r = run("admin", "user", "rotate", "carol", env=env)
-        assert r.returncode == 0 and r.stdout.strip() not in ("", token)
+        assert r.returncode == 0
+        assert r.stdout.strip() not in ("", token)
         assert run("admin", "user", "revoke", "carol", env=env).returncode == 0
         r = run("admin", "user", "revoke", "carol", env=env)
-        assert r.returncode == 1 and "no live operator" in r.stderr
+        assert r.returncode == 1
+        assert "no live operator" in r.stderr
         conn = await asyncpg.connect(env["ONECARD_PG_DSN"])
         try:
             stored = await conn.fetchval("SELECT token_sha256 FROM operators WHERE name = 'carol'")
@@ -42,7 +48,8 @@ class TestUsers:
         assert len(stored) == 32
         assert paths == ["user add carol --role feed --region 330200", "user rotate carol", "user revoke carol"]
         r = run("admin", "audit", "verify", env=env)
-        assert r.returncode == 0 and "audit trail OK: 3 rows" in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0, r.stderr
+        assert "audit trail OK: 3 rows" in r.stdout, r.stdout
 
     @pytest.mark.parametrize(
         ("args", "says"),
@@ -58,14 +65,17 @@ class TestUsers:
         """A bad name, role or region: exit 2, one clear line, no traceback, nothing added."""
         r = run("admin", "user", "add", *args, env=env)
         assert r.returncode == 2, r.stderr
-        assert says in r.stderr and "Traceback" not in r.stderr
+        assert says in r.stderr
+        assert "Traceback" not in r.stderr
         assert "dave" not in run("admin", "user", "list", env=env).stdout
 
     def test_name_taken(self, env: dict[str, str]):
         """Adding a name twice: exit 2 naming it."""
         assert run("admin", "user", "add", "erin", "--role", "auditor", env=env).returncode == 0
         r = run("admin", "user", "add", "erin", "--role", "auditor", env=env)
-        assert r.returncode == 2 and "exists" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 2
+        assert "exists" in r.stderr
+        assert "Traceback" not in r.stderr
 
     async def test_verify_broken_exits_1(self, env: dict[str, str]):
         """An altered audit row: verify exits 1 naming its seq."""
@@ -76,4 +86,5 @@ class TestUsers:
         finally:
             await conn.close()
         r = run("admin", "audit", "verify", env=env)
-        assert r.returncode == 1 and "BROKEN at seq 1" in r.stdout, r.stdout
+        assert r.returncode == 1, r.stderr
+        assert "BROKEN at seq 1" in r.stdout, r.stdout

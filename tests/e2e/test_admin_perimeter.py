@@ -120,7 +120,8 @@ class TestListeners:
             assert (status, body["err_code"]) == (404, "NOT_FOUND")
         assert (await perimeter.call("GET", "/metrics", "nobody"))[0] == 401
         status, text = await perimeter.call("GET", "/metrics", "mon")
-        assert status == 200 and b"onecard_requests_total" in text
+        assert status == 200
+        assert b"onecard_requests_total" in text
 
 
 class TestRoles:
@@ -135,7 +136,8 @@ class TestRoles:
                 status, body = await perimeter.call(method, path, who)
                 want = 401 if role is None else (403 if role not in allowed else None)
                 if want is None:
-                    assert status not in (401, 403) and status < 500, (method, path, who, status, body)
+                    assert status not in (401, 403), (method, path, who, status, body)
+                    assert status < 500, (method, path, who, status, body)
                 else:
                     assert status == want, (method, path, who, status, body)
                     if method != "HEAD":
@@ -148,7 +150,8 @@ class TestRoles:
             perimeter.tokens["eve"] = f"Bearer {token}"
             assert (await perimeter.call("GET", "/metrics", "eve"))[0] == 200
             new = await accounts.rotate("eve")
-            assert new is not None and new != token
+            assert new is not None
+            assert new != token
             assert (await perimeter.call("GET", "/metrics", "eve"))[0] == 401
             perimeter.tokens["eve"] = f"Bearer {new}"
             assert (await perimeter.call("GET", "/metrics", "eve"))[0] == 200
@@ -164,7 +167,8 @@ class TestRoles:
         region), an import for another region is 403; its own region's event is accepted."""
         event = {"event": "loss_reported", "source": "330281", "source_seq": 1, "card_sn": CARD}
         status, body = await perimeter.call("POST", "/admin/blacklist/events", who, orjson.dumps(event))
-        assert status == 200 and body["rejected"] == 1
+        assert status == 200
+        assert body["rejected"] == 1
         assert "330200 only" in body["results"][0]["reason"]
         status, body = await perimeter.call("POST", "/admin/blacklist/import?format=jsonl&source=330281", who, b"")
         assert (status, body["err_code"]) == (403, "FORBIDDEN")
@@ -179,7 +183,8 @@ class TestChangeLogActor:
         assert (await perimeter.call("DELETE", f"/admin/blacklist/cards/{CARD}", "env-operator"))[0] == 200
         event = {"event": "person_suspended", "source": "330200", "source_seq": 7, "psn_no": "P7777", "reason": "11"}
         status, body = await perimeter.call("POST", "/admin/blacklist/events", "feeder", orjson.dumps(event))
-        assert status == 200 and body["accepted"] == 1, body
+        assert status == 200, body
+        assert body["accepted"] == 1, body
         conn = await asyncpg.connect(perimeter.dsn)
         try:
             rows = await conn.fetch("SELECT key, op, source, actor FROM blacklist_changes ORDER BY version")
@@ -203,11 +208,13 @@ class TestAuditTrail:
         refused, done = page["entries"]
         assert refused["seq"] == done["seq"] + 1
         assert (refused["who"], refused["role"], refused["status"], refused["method"]) == ("-", None, 401, "DELETE")
-        assert CARD not in refused["path"] and refused["path"].startswith("/admin/blacklist/cards/330200")
+        assert CARD not in refused["path"]
+        assert refused["path"].startswith("/admin/blacklist/cards/330200")
         assert (done["who"], done["role"], done["status"], done["address"]) == ("op", "operator", 200, "127.0.0.1")
         assert done["body_sha256"] == hashlib.sha256(body).hexdigest()
         status, older = await perimeter.call("GET", f"/admin/audit?limit=2&before={page['next_before']}", "aud")
-        assert status == 200 and older["entries"][0]["seq"] == done["seq"] - 1
+        assert status == 200
+        assert older["entries"][0]["seq"] == done["seq"] - 1
         status, latest = await perimeter.call("GET", "/admin/audit?limit=1", "aud")
         assert latest["entries"][0]["path"] == "/admin/audit?limit=2&before=" + str(page["next_before"])
 
@@ -215,7 +222,8 @@ class TestAuditTrail:
     async def test_bad_page_query(self, perimeter: Perimeter, query: str):
         """A bad page query is 400 naming the parameter."""
         status, body = await perimeter.call("GET", f"/admin/audit?{query}", "aud")
-        assert status == 400 and query.split("=")[0] in body["err_msg"]
+        assert status == 400
+        assert query.split("=")[0] in body["err_msg"]
 
     async def test_scrapes_not_recorded_refusals_are(self, perimeter: Perimeter):
         """A good /metrics scrape is not recorded (it would flood the trail); a refused one is."""
@@ -236,14 +244,16 @@ class TestAuditTrail:
             status = await conn.fetchval("SELECT status FROM admin_audit WHERE seq = 2")
             await conn.execute("UPDATE admin_audit SET status = $1 WHERE seq = 2", status + 1)
             res = await verify_audit(perimeter.settings)
-            assert (res.ok, res.first_broken_seq) == (False, 2) and "altered" in (res.reason or "")
+            assert (res.ok, res.first_broken_seq) == (False, 2)
+            assert "altered" in (res.reason or "")
             await conn.execute("UPDATE admin_audit SET status = $1 WHERE seq = 2", status)
             assert (await verify_audit(perimeter.settings)).ok
             last = await conn.fetchrow("DELETE FROM admin_audit WHERE seq = (SELECT max(seq) FROM admin_audit) "
                                        "RETURNING *")  # fmt: skip
             assert last is not None
             res = await verify_audit(perimeter.settings)
-            assert not res.ok and "head" in (res.reason or "")
+            assert not res.ok
+            assert "head" in (res.reason or "")
             await conn.execute(
                 "INSERT INTO admin_audit SELECT * FROM unnest($1::admin_audit[])", [tuple(last.values())]
             )
