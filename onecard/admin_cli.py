@@ -10,11 +10,17 @@ import getpass
 import hashlib
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.bootstrap.exits import needs_postgres
 from gateway.domain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.ports.operators import OperatorAccounts
+
+Body = Callable[["OperatorAccounts"], Awaitable[tuple[int, bool]]]
 
 
 def add_admin_parser(sub: Any) -> None:
@@ -44,7 +50,7 @@ def add_admin_parser(sub: Any) -> None:
         p.add_argument("--config", help="settings file (TOML)")
 
 
-def _run(args: argparse.Namespace, action: str, body: Any) -> int:
+def _run(args: argparse.Namespace, action: str, body: Body) -> int:
     from gateway.bootstrap.commands import operator_accounts
     from gateway.domain.audit import AuditEntry
     from gateway.settings import load_settings
@@ -81,7 +87,7 @@ def user_add(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
-    async def body(accounts: Any) -> tuple[int, bool]:
+    async def body(accounts: OperatorAccounts) -> tuple[int, bool]:
         try:
             token = await accounts.add(name, role, region)
         except ValueError as exc:
@@ -98,7 +104,7 @@ def user_add(args: argparse.Namespace) -> int:
 def user_list(args: argparse.Namespace) -> int:
     """`admin user list`."""
 
-    async def body(accounts: Any) -> tuple[int, bool]:
+    async def body(accounts: OperatorAccounts) -> tuple[int, bool]:
         rows = await accounts.list()
         print(f"{'name':<24} {'role':<9} {'region':<7} {'state':<8} created / rotated / revoked")
         for r in rows:
@@ -115,7 +121,7 @@ def user_list(args: argparse.Namespace) -> int:
 def user_revoke(args: argparse.Namespace) -> int:
     """`admin user revoke NAME`: 0 revoked, 1 no live operator of that name."""
 
-    async def body(accounts: Any) -> tuple[int, bool]:
+    async def body(accounts: OperatorAccounts) -> tuple[int, bool]:
         if await accounts.revoke(args.name):
             print(f"operator {args.name} revoked", file=sys.stderr)
             return 0, True
@@ -128,7 +134,7 @@ def user_revoke(args: argparse.Namespace) -> int:
 def user_rotate(args: argparse.Namespace) -> int:
     """`admin user rotate NAME`: prints the new token once; 1 if there is no live operator of that name."""
 
-    async def body(accounts: Any) -> tuple[int, bool]:
+    async def body(accounts: OperatorAccounts) -> tuple[int, bool]:
         token = await accounts.rotate(args.name)
         if token is None:
             print(f"onecard: no live operator named {args.name!r}", file=sys.stderr)
