@@ -61,6 +61,10 @@ class Settings:
     redis_timeout_s: float = 1.0  # every Redis command, connecting included; never retried
     node_id: int | None = None  # this process's id in minted ids; None: lease the lowest free one
     node_lease_s: float = 30.0  # a node id not renewed for this long may be taken by another process
+    # issue 11 item 3, TLS to the insurance core (an https core_url; hostname verification is always on)
+    core_ca_file: str | None = None  # CA bundle (PEM) the core's certificate must chain to; None: the system store
+    core_client_cert: str | None = None  # the gateway's certificate (PEM) for mTLS to the core; with its key
+    core_client_key: str | None = None  # its private key (PEM, unencrypted); both or neither
 
 
 # environment variable → (field, parser)
@@ -101,6 +105,10 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
     "ONECARD_NODE_ID": ("node_id", int),
     "ONECARD_NODE_LEASE_S": ("node_lease_s", float),
+    # issue 11 item 3, TLS to the insurance core
+    "ONECARD_CORE_CA_FILE": ("core_ca_file", str),
+    "ONECARD_CORE_CLIENT_CERT": ("core_client_cert", str),
+    "ONECARD_CORE_CLIENT_KEY": ("core_client_key", str),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -159,6 +167,7 @@ def load_settings(
         if env in environ:
             values[name] = _coerce(env, environ[env], str(_TYPES[name]), errors)
     values.update({key: value for key, value in overrides.items() if value is not None})
+    values.update({n: None for n in _CORE_TLS_FILES if values.get(n) == ""})  # an empty variable: unset
     s = replace(Settings(), **values) if not errors else Settings()
     if s.freshness_s <= 0:
         errors.append("freshness_s: must be positive")
@@ -198,6 +207,24 @@ def load_settings(
         errors.append(f"node_id: must be in 0..{MAX_NODE_ID}")
     if s.node_lease_s < 3 * s.pg_timeout_s:
         errors.append(f"node_lease_s: must be at least 3 x pg_timeout_s ({3 * s.pg_timeout_s:g} s)")
+    errors += _core_tls_errors(s)
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
+
+
+_CORE_TLS_FILES = ("core_ca_file", "core_client_cert", "core_client_key")
+
+
+def _core_tls_errors(s: Settings) -> list[str]:
+    """Issue 11 item 3: the core's URL scheme, and its TLS files only with https, the client pair whole."""
+    scheme = s.core_url.split("://", 1)[0].lower() if "://" in s.core_url else ""
+    if scheme not in ("http", "https"):
+        return ["core_url: must start with http:// or https://"]
+    errors = []
+    if (s.core_client_cert is None) != (s.core_client_key is None):
+        errors.append("core_client_cert, core_client_key: give both (mTLS to the core) or neither")
+    tls = [n for n in _CORE_TLS_FILES if getattr(s, n) is not None]
+    if tls and scheme != "https":
+        errors.append(f"{', '.join(tls)}: set, but core_url is not https (the link to the core would be plaintext)")
+    return errors
