@@ -201,7 +201,9 @@ def reconcile(args: argparse.Namespace) -> int:
     core = None
     if args.core_url:  # the core first: its ledger is what the journal is compared with
         with needs_core(args.core_url):
-            core = asyncio.run(fetch_core_ledger(args.core_url, args.institution, args.from_, args.to, settings=settings))
+            core = asyncio.run(
+                fetch_core_ledger(args.core_url, args.institution, args.from_, args.to, settings=settings)
+            )
     with needs_postgres(settings.pg_dsn):
         return asyncio.run(
             run(

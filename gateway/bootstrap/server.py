@@ -33,7 +33,7 @@ from blacklist_cache.redis_lookup import RedisLookup, connect_redis
 from gateway.background import Background
 from gateway.bootstrap.blacklist import start_blacklist
 from gateway.bootstrap.reference import load_reference
-from gateway.bootstrap.stores import guarded_core, open_server_pg, redis_answers
+from gateway.bootstrap.stores import core_tls, guarded_core, open_server_pg, redis_answers
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.keys import CardKeyCache
 from gateway.http.feeds import FEED_BATCH_S
@@ -71,6 +71,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
     keys = load_keys(s)
     app[MASTER_KEYS] = keys
     app[STATUS]["keys"] = "ok" if keys.ids else "missing"
+    core_context = core_tls(s, s.core_url)  # issue 11 item 3: TLS files checked before anything is written
     world = None
     if s.world_file:
         world = json.loads(await asyncio.to_thread(Path(s.world_file).read_text, encoding="utf-8"))
@@ -89,7 +90,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
         if world is not None:
             log.info("world loaded: %s", await load_world(pg.bulk, world))
         redis = connect_redis(s.redis_url, s.redis_timeout_s)
-        core = guarded_core(s, lambda reason: metrics.core_short_circuits.labels(reason).inc())
+        core = guarded_core(s, lambda reason: metrics.core_short_circuits.labels(reason).inc(), core_context)
         metrics.watch_core(core)
         try:
             local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)

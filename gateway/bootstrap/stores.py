@@ -89,10 +89,13 @@ def core_tls(s: Settings, core_url: str) -> ssl.SSLContext | None:
     return None
 
 
-def guarded_core(s: Settings, on_short_circuit: Callable[[str], None]) -> GuardedCore:
-    """The insurance core as the pipeline calls it: FSI over HTTP(S), behind the breaker and the bulkhead."""
+def guarded_core(
+    s: Settings, on_short_circuit: Callable[[str], None], ssl_context: ssl.SSLContext | None = None
+) -> GuardedCore:
+    """The insurance core as the pipeline calls it: FSI over HTTP(S) (with `core_tls`'s context), behind the
+    breaker and the bulkhead."""
     return GuardedCore(
-        FsiCore(s.core_url, pool_size=s.core_pool_size, ssl_context=core_tls(s, s.core_url)),
+        FsiCore(s.core_url, pool_size=s.core_pool_size, ssl_context=ssl_context),
         failure_threshold=s.core_breaker_failures,
         reset_timeout_s=s.core_breaker_reset_s,
         max_in_flight=s.core_max_in_flight,

@@ -5,6 +5,7 @@ Every TLS failure is CoreUnavailable naming the problem, for a 2207 too (nothing
 from __future__ import annotations
 
 import copy
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from coresim.keys import STATE
 from coresim.state import CoreState
 from coresim.tls import TlsFilesError, server_context
 from gateway.bootstrap.commands import core_settlements
+from gateway.bootstrap.stores import core_tls
 from gateway.domain.core import Posting
 from gateway.domain.errors import ConfigError, CoreUnavailable
 from gateway.settings import Settings
@@ -110,16 +112,20 @@ class TestServerCertificate:
 
     async def test_without_the_ca_is_unavailable(self, pki: Pki) -> None:
         """The system store does not know the test CA: CoreUnavailable naming the certificate problem."""
-        async with sim(server_context(str(pki.server.cert), str(pki.server.key))) as (url, ledger):
-            async with fsi(url, None) as core:  # https with no context: the system store
-                why = await refused(core, ledger)
+        async with (
+            sim(server_context(str(pki.server.cert), str(pki.server.key))) as (url, ledger),
+            fsi(url, None) as core,  # https with no context: the system store
+        ):
+            why = await refused(core, ledger)
         assert "certificate was not accepted: unable to get local issuer certificate" in why
 
     async def test_another_ca_is_unavailable(self, pki: Pki) -> None:
         """A CA bundle of another CA: the same answer."""
-        async with sim(server_context(str(pki.server.cert), str(pki.server.key))) as (url, ledger):
-            async with fsi(url, client_context(str(pki.other.file), None, None)) as core:
-                why = await refused(core, ledger)
+        async with (
+            sim(server_context(str(pki.server.cert), str(pki.server.key))) as (url, ledger),
+            fsi(url, client_context(str(pki.other.file), None, None)) as core,
+        ):
+            why = await refused(core, ledger)
         assert "unable to get local issuer certificate" in why
 
     async def test_a_certificate_for_another_host_is_unavailable(self, pki: Pki) -> None:
@@ -133,17 +139,18 @@ class TestServerCertificate:
 
     async def test_https_to_a_plain_http_core_is_unavailable(self, pki: Pki) -> None:
         """An https core_url whose port speaks plain HTTP: not reached, said so."""
-        async with sim(None) as (url, ledger):
-            async with fsi(url.replace("http://", "https://"), client_context(str(pki.ca.file), None, None)) as core:
-                assert "does not speak TLS" in await refused(core, ledger)
+        async with (
+            sim(None) as (url, ledger),
+            fsi(url.replace("http://", "https://"), client_context(str(pki.ca.file), None, None)) as core,
+        ):
+            assert "does not speak TLS" in await refused(core, ledger)
 
     async def test_a_tls13_only_core_is_unavailable(self, pki: Pki) -> None:
         """The gateway speaks TLS 1.2 to the core (see adapters.core_tls): a TLS 1.3-only core is named so."""
         context = server_context(str(pki.server.cert), str(pki.server.key))
         context.minimum_version = ssl.TLSVersion.TLSv1_3
-        async with sim(context) as (url, ledger):
-            async with fsi(url, client_context(str(pki.ca.file), None, None)) as core:
-                why = await refused(core, ledger)
+        async with sim(context) as (url, ledger), fsi(url, client_context(str(pki.ca.file), None, None)) as core:
+            why = await refused(core, ledger)
         assert "TLS: the core hung up in the handshake" in why or "TLS 1.2" in why  # no alert, or an alert
 
 
@@ -163,9 +170,8 @@ class TestClientCertificate:
 
     async def test_without_a_client_certificate_is_unavailable(self, pki: Pki) -> None:
         """No client certificate: refused in the handshake, before the 2207 is written (no reversal owed)."""
-        async with sim(self.mtls(pki)) as (url, ledger):
-            async with fsi(url, client_context(str(pki.ca.file), None, None)) as core:
-                why = await refused(core, ledger)
+        async with sim(self.mtls(pki)) as (url, ledger), fsi(url, client_context(str(pki.ca.file), None, None)) as core:
+            why = await refused(core, ledger)
         assert "TLS: the core hung up in the handshake (our client certificate refused or missing" in why
 
     async def test_a_client_certificate_of_another_ca_is_unavailable(self, pki: Pki) -> None:
@@ -187,7 +193,7 @@ class TestClientCertificate:
             today = date.today()  # noqa: DTZ011 - a local calendar date
             assert await core_settlements(url, HOSPITAL, today, today, timeout_s=T, settings=s) == []
             ca_only = Settings(core_url=url, core_ca_file=str(pki.ca.file))
-            with pytest.raises(CoreUnavailable, match="core 3202: not reached .TLS: the core hung up"):
+            with pytest.raises(CoreUnavailable, match=r"core 3202: not reached \(TLS: the core hung up"):
                 await core_settlements(url, HOSPITAL, today, today, timeout_s=T, settings=ca_only)
 
 
@@ -238,3 +244,19 @@ class TestContextFiles:
             server_context(str(pki.server.cert), str(tmp_path / "none.key"))
         with pytest.raises(TlsFilesError, match="--client-ca"):
             server_context(str(pki.server.cert), str(pki.server.key), str(tmp_path / "none.pem"))
+
+
+class TestPlaintextWarning:
+    def test_http_outside_dev_mode_is_warned_about(self, caplog: pytest.LogCaptureFixture) -> None:
+        """An http core outside dev mode: a start-up warning that the link is plaintext; no context."""
+        with caplog.at_level(logging.WARNING, logger="onecard.app"):
+            assert core_tls(Settings(dev_mode=False), "http://10.1.2.3:8090") is None
+        assert "link to the insurance core (http://10.1.2.3:8090) is plaintext HTTP" in caplog.text
+
+    def test_dev_mode_and_https_are_not(self, pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
+        """In dev mode (the simulator) http is quiet; https gets the context of the settings' files."""
+        with caplog.at_level(logging.WARNING, logger="onecard.app"):
+            assert core_tls(Settings(dev_mode=True), "http://127.0.0.1:8090") is None
+            s = Settings(core_url="https://127.0.0.1:1", core_ca_file=str(pki.ca.file))
+            assert isinstance(core_tls(s, s.core_url), ssl.SSLContext)
+        assert caplog.text == ""
