@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -195,6 +197,48 @@ class TestClientCertificate:
             ca_only = Settings(core_url=url, core_ca_file=str(pki.ca.file))
             with pytest.raises(CoreUnavailable, match=r"core 3202: not reached \(TLS: the core hung up"):
                 await core_settlements(url, HOSPITAL, today, today, timeout_s=T, settings=ca_only)
+
+
+@contextmanager
+def alerting_core(context: ssl.SSLContext) -> Iterator[str]:
+    """A TLS server on blocking sockets (a thread): unlike asyncio's, it sends the handshake's alert before it
+    closes, as OpenSSL-based servers do. It answers nothing else; its base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5.0)
+            with suppress(OSError), context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+
+    thread = threading.Thread(target=serve, name="alerting-core", daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+class TestRefusalAlerts:
+    async def test_the_cores_alert_is_named(self, pki: Pki) -> None:
+        """A core that sends its alert: no client certificate is "handshake failure", another CA's "unknown CA";
+        both before the 2207 is written."""
+        ledger = CoreState()
+        with alerting_core(TestClientCertificate.mtls(pki)) as url:
+            async with fsi(url, client_context(str(pki.ca.file), None, None)) as core:
+                why = await refused(core, ledger)
+            assert "TLS: the core refused the handshake (handshake failure): check core_client_cert" in why
+            context = client_context(str(pki.ca.file), str(pki.stranger.cert), str(pki.stranger.key))
+            async with fsi(url, context) as core:
+                assert "TLS: the core refused the handshake (unknown CA)" in await refused(core, ledger)
 
 
 class TestContextFiles:
