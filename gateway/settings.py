@@ -61,6 +61,10 @@ class Settings:
     redis_timeout_s: float = 1.0  # every Redis command, connecting included; never retried
     node_id: int | None = None  # this process's id in minted ids; None: lease the lowest free one
     node_lease_s: float = 30.0  # a node id not renewed for this long may be taken by another process
+    # issue 11 items 7 and 8: rate limits and priority load shedding (README "Rate limits and load shedding")
+    rate_limits_file: str | None = None  # TOML with a [rate_limits] table; None: no rate limits
+    host_workers: int = 1  # worker processes of this host (set by `serve --workers N`): each takes rate/N
+    max_in_flight: int = 1000  # terminal requests in flight per process; past shares of it, load is shed
 
 
 # environment variable → (field, parser)
@@ -101,6 +105,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
     "ONECARD_NODE_ID": ("node_id", int),
     "ONECARD_NODE_LEASE_S": ("node_lease_s", float),
+    "ONECARD_RATE_LIMITS_FILE": ("rate_limits_file", str),  # issue 11 item 7
+    "ONECARD_MAX_IN_FLIGHT": ("max_in_flight", int),  # issue 11 item 8
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -198,6 +204,8 @@ def load_settings(
         errors.append(f"node_id: must be in 0..{MAX_NODE_ID}")
     if s.node_lease_s < 3 * s.pg_timeout_s:
         errors.append(f"node_lease_s: must be at least 3 x pg_timeout_s ({3 * s.pg_timeout_s:g} s)")
+    if s.max_in_flight < 1 or s.host_workers < 1:  # issue 11 items 7 and 8
+        errors.append("max_in_flight, host_workers: must be at least 1")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
