@@ -7,8 +7,11 @@ from datetime import datetime
 import pytest
 
 from adapters.local_rate_limiter import LocalRateLimiter
+from gateway.bootstrap.reference import load_rate_limits
 from gateway.domain.buckets import RateRefusal, TokenBucket
+from gateway.domain.errors import ConfigError
 from gateway.ports import RateLimiter
+from gateway.settings import Settings, load_settings
 from rules.limits import Limit, RateLimits, parse_rate_limits
 from tests.fakes.world import SHANGHAI, FakeClock
 
@@ -184,3 +187,33 @@ class TestLimiter:
         """A share below one is a configuration bug, refused at once."""
         with pytest.raises(ValueError, match="share must be at least 1"):
             LocalRateLimiter(RateLimits(), share=0)
+
+
+class TestStartup:
+    def test_bad_file_refuses_to_start(self, tmp_path):
+        """A bad rate limits file is a ConfigError (exit 2) naming the file and each bad field."""
+        bad = tmp_path / "limits.toml"
+        bad.write_text("[rate_limits]\npsam = { rate = 5, burst = -1 }\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"(?s)limits.toml: bad rate limits.*rate_limits.psam: burst must be"):
+            load_rate_limits(Settings(rate_limits_file=str(bad)))
+
+    def test_missing_file_refuses_to_start(self, tmp_path):
+        """A rate limits file that cannot be read is named, with why."""
+        with pytest.raises(ConfigError, match="cannot read: No such file"):
+            load_rate_limits(Settings(rate_limits_file=str(tmp_path / "none.toml")))
+
+    def test_none_configured(self, tmp_path):
+        """No file, or a file that limits nothing: no limiter at all (the hot path skips it)."""
+        assert load_rate_limits(Settings()) is None
+        empty = tmp_path / "limits.toml"
+        empty.write_text("[rate_limits]\n", encoding="utf-8")
+        assert load_rate_limits(Settings(rate_limits_file=str(empty))) is None
+
+    def test_settings(self):
+        """ONECARD_MAX_IN_FLIGHT and ONECARD_RATE_LIMITS_FILE are read; a bound below 1 is refused."""
+        s = load_settings(environ={"ONECARD_MAX_IN_FLIGHT": "64", "ONECARD_RATE_LIMITS_FILE": "/etc/limits.toml"})
+        assert (s.max_in_flight, s.rate_limits_file) == (64, "/etc/limits.toml")
+        with pytest.raises(ConfigError, match="max_in_flight, host_workers: must be at least 1"):
+            load_settings(environ={"ONECARD_MAX_IN_FLIGHT": "0"})
+        with pytest.raises(ConfigError, match="ONECARD_MAX_IN_FLIGHT"):
+            load_settings(environ={"ONECARD_MAX_IN_FLIGHT": "many"})
