@@ -65,6 +65,10 @@ class Settings:
     core_ca_file: str | None = None  # CA bundle (PEM) the core's certificate must chain to; None: the system store
     core_client_cert: str | None = None  # the gateway's certificate (PEM) for mTLS to the core; with its key
     core_client_key: str | None = None  # its private key (PEM, unencrypted); both or neither
+    # issue 11 items 7 and 8: rate limits and priority load shedding (README "Rate limits and load shedding")
+    rate_limits_file: str | None = None  # TOML with a [rate_limits] table; None: no rate limits
+    host_workers: int = 1  # worker processes of this host (set by `serve --workers N`): each takes rate/N
+    max_in_flight: int = 1000  # terminal requests in flight per process; past shares of it, load is shed
 
 
 # environment variable → (field, parser)
@@ -109,6 +113,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_CORE_CA_FILE": ("core_ca_file", str),
     "ONECARD_CORE_CLIENT_CERT": ("core_client_cert", str),
     "ONECARD_CORE_CLIENT_KEY": ("core_client_key", str),
+    "ONECARD_RATE_LIMITS_FILE": ("rate_limits_file", str),  # issue 11 item 7
+    "ONECARD_MAX_IN_FLIGHT": ("max_in_flight", int),  # issue 11 item 8
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -208,6 +214,8 @@ def load_settings(
     if s.node_lease_s < 3 * s.pg_timeout_s:
         errors.append(f"node_lease_s: must be at least 3 x pg_timeout_s ({3 * s.pg_timeout_s:g} s)")
     errors += _core_tls_errors(s)
+    if s.max_in_flight < 1 or s.host_workers < 1:  # issue 11 items 7 and 8
+        errors.append("max_in_flight, host_workers: must be at least 1")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from adapters.local_rate_limiter import LocalRateLimiter
 from adapters.pg_claims import PgJournal
 from adapters.pg_distribution import PgDistribution
 from adapters.pg_feed_writer import PgFeedWriter
@@ -32,7 +33,7 @@ from blacklist_cache.local import LocalBlacklist
 from blacklist_cache.redis_lookup import RedisLookup, connect_redis
 from gateway.background import Background
 from gateway.bootstrap.blacklist import start_blacklist
-from gateway.bootstrap.reference import load_reference
+from gateway.bootstrap.reference import load_rate_limits, load_reference
 from gateway.bootstrap.stores import core_tls, guarded_core, open_server_pg, redis_answers
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.keys import CardKeyCache
@@ -76,6 +77,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
     if s.world_file:
         world = json.loads(await asyncio.to_thread(Path(s.world_file).read_text, encoding="utf-8"))
     policies, catalogue = load_reference(s, world)
+    rate_limits = await asyncio.to_thread(load_rate_limits, s)  # issue 11 item 7: bad file: exit 2, nothing opened
     await redis_answers(s)
     pg, applied = await open_server_pg(s)
     if applied:
@@ -120,6 +122,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
                 catalogue=catalogue,
                 metrics=metrics,
                 node=lease,
+                limiter=None if rate_limits is None else LocalRateLimiter(rate_limits, share=s.host_workers),
             )
             gateway = app[GATEWAY] = Gateway(deps)
             if s.dev_mode:
