@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.background import Background
 from gateway.domain.keys import MasterKeys
 from gateway.http.identity import Identities
+from gateway.http.load_gate import LoadGate
 from gateway.http.metrics import Metrics
 from gateway.pipeline.reply import NodeId
 from gateway.pipeline.service import Gateway
@@ -34,3 +35,4 @@ DISTRIBUTION: web.AppKey[DistributionReads] = web.AppKey("distribution")  # what
 # Issue 11 items 5-6: who sent an admin request (env tokens, then named operators) and the audit trail.
 IDENTITIES = web.AppKey("identities", Identities)
 AUDIT_TRAIL: web.AppKey[AuditTrail] = web.AppKey("audit_trail")
+LOAD_GATE = web.AppKey("load_gate", LoadGate)  # issue 11 item 8: requests in flight, shedding by priority

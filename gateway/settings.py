@@ -66,6 +66,14 @@ class Settings:
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None
     operator_cache_s: float = 1.0
+    # issue 11 item 3, TLS to the insurance core (an https core_url; hostname verification is always on)
+    core_ca_file: str | None = None  # CA bundle (PEM) the core's certificate must chain to; None: the system store
+    core_client_cert: str | None = None  # the gateway's certificate (PEM) for mTLS to the core; with its key
+    core_client_key: str | None = None  # its private key (PEM, unencrypted); both or neither
+    # issue 11 items 7 and 8: rate limits and priority load shedding (README "Rate limits and load shedding")
+    rate_limits_file: str | None = None  # TOML with a [rate_limits] table; None: no rate limits
+    host_workers: int = 1  # worker processes of this host (set by `serve --workers N`): each takes rate/N
+    max_in_flight: int = 1000  # terminal requests in flight per process; past shares of it, load is shed
 
 
 # environment variable → (field, parser)
@@ -110,6 +118,12 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_ADMIN_HOST": ("admin_host", str),
     "ONECARD_ADMIN_PORT": ("admin_port", int),
     "ONECARD_OPERATOR_CACHE_S": ("operator_cache_s", float),
+    # issue 11 item 3, TLS to the insurance core
+    "ONECARD_CORE_CA_FILE": ("core_ca_file", str),
+    "ONECARD_CORE_CLIENT_CERT": ("core_client_cert", str),
+    "ONECARD_CORE_CLIENT_KEY": ("core_client_key", str),
+    "ONECARD_RATE_LIMITS_FILE": ("rate_limits_file", str),  # issue 11 item 7
+    "ONECARD_MAX_IN_FLIGHT": ("max_in_flight", int),  # issue 11 item 8
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -168,6 +182,7 @@ def load_settings(
         if env in environ:
             values[name] = _coerce(env, environ[env], str(_TYPES[name]), errors)
     values.update({key: value for key, value in overrides.items() if value is not None})
+    values.update({n: None for n in _CORE_TLS_FILES if values.get(n) == ""})  # an empty variable: unset
     s = replace(Settings(), **values) if not errors else Settings()
     if s.freshness_s <= 0:
         errors.append("freshness_s: must be positive")
@@ -211,6 +226,26 @@ def load_settings(
         errors.append("admin_port: must be in 0..65535")
     if not 0 <= s.operator_cache_s <= 1:
         errors.append("operator_cache_s: must be in 0..1 (seconds a revoked token may still be honoured)")
+    errors += _core_tls_errors(s)
+    if s.max_in_flight < 1 or s.host_workers < 1:  # issue 11 items 7 and 8
+        errors.append("max_in_flight, host_workers: must be at least 1")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
+
+
+_CORE_TLS_FILES = ("core_ca_file", "core_client_cert", "core_client_key")
+
+
+def _core_tls_errors(s: Settings) -> list[str]:
+    """Issue 11 item 3: the core's URL scheme, and its TLS files only with https, the client pair whole."""
+    scheme = s.core_url.split("://", 1)[0].lower() if "://" in s.core_url else ""
+    if scheme not in ("http", "https"):
+        return ["core_url: must start with http:// or https://"]
+    errors = []
+    if (s.core_client_cert is None) != (s.core_client_key is None):
+        errors.append("core_client_cert, core_client_key: give both (mTLS to the core) or neither")
+    tls = [n for n in _CORE_TLS_FILES if getattr(s, n) is not None]
+    if tls and scheme != "https":
+        errors.append(f"{', '.join(tls)}: set, but core_url is not https (the link to the core would be plaintext)")
+    return errors

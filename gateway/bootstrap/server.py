@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from adapters.local_rate_limiter import LocalRateLimiter
 from adapters.pg_audit import PgAuditTrail
 from adapters.pg_claims import PgJournal
 from adapters.pg_distribution import PgDistribution
@@ -34,8 +35,8 @@ from blacklist_cache.local import LocalBlacklist
 from blacklist_cache.redis_lookup import RedisLookup, connect_redis
 from gateway.background import Background
 from gateway.bootstrap.blacklist import start_blacklist
-from gateway.bootstrap.reference import load_reference
-from gateway.bootstrap.stores import guarded_core, open_server_pg, redis_answers
+from gateway.bootstrap.reference import load_rate_limits, load_reference
+from gateway.bootstrap.stores import core_tls, guarded_core, open_server_pg, redis_answers
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.keys import CardKeyCache
 from gateway.http.feeds import FEED_BATCH_S
@@ -76,10 +77,12 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
     keys = load_keys(s)
     app[MASTER_KEYS] = keys
     app[STATUS]["keys"] = "ok" if keys.ids else "missing"
+    core_context = core_tls(s, s.core_url)  # issue 11 item 3: TLS files checked before anything is written
     world = None
     if s.world_file:
         world = json.loads(await asyncio.to_thread(Path(s.world_file).read_text, encoding="utf-8"))
     policies, catalogue = load_reference(s, world)
+    rate_limits = await asyncio.to_thread(load_rate_limits, s)  # issue 11 item 7: bad file: exit 2, nothing opened
     await redis_answers(s)
     pg, applied = await open_server_pg(s)
     if applied:
@@ -94,7 +97,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
         if world is not None:
             log.info("world loaded: %s", await load_world(pg.bulk, world))
         redis = connect_redis(s.redis_url, s.redis_timeout_s)
-        core = guarded_core(s, lambda reason: metrics.core_short_circuits.labels(reason).inc())
+        core = guarded_core(s, lambda reason: metrics.core_short_circuits.labels(reason).inc(), core_context)
         metrics.watch_core(core)
         try:
             local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)
@@ -126,6 +129,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
                 catalogue=catalogue,
                 metrics=metrics,
                 node=lease,
+                limiter=None if rate_limits is None else LocalRateLimiter(rate_limits, share=s.host_workers),
             )
             gateway = app[GATEWAY] = Gateway(deps)
             if s.dev_mode:
