@@ -61,6 +61,10 @@ class Settings:
     redis_timeout_s: float = 1.0  # every Redis command, connecting included; never retried
     node_id: int | None = None  # this process's id in minted ids; None: lease the lowest free one
     node_lease_s: float = 30.0  # a node id not renewed for this long may be taken by another process
+    # Issue 11 item 9, personal data at rest: journal bodies sealed with a data key; retention of DONE rows.
+    journal_encryption: bool = True  # false: bodies in clear (must be said explicitly when no data key is set)
+    journal_keys_json: str | None = field(default=None, repr=False)  # data keys as JSON (else the key file)
+    journal_retention_days: int | None = None  # archive-then-delete DONE rows older than this; None: keep forever
 
 
 # environment variable → (field, parser)
@@ -101,6 +105,10 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
     "ONECARD_NODE_ID": ("node_id", int),
     "ONECARD_NODE_LEASE_S": ("node_lease_s", float),
+    # issue 11 item 9
+    "ONECARD_JOURNAL_ENCRYPTION": ("journal_encryption", bool),
+    "ONECARD_JOURNAL_KEYS": ("journal_keys_json", str),
+    "ONECARD_JOURNAL_RETENTION_DAYS": ("journal_retention_days", int),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -198,6 +206,8 @@ def load_settings(
         errors.append(f"node_id: must be in 0..{MAX_NODE_ID}")
     if s.node_lease_s < 3 * s.pg_timeout_s:
         errors.append(f"node_lease_s: must be at least 3 x pg_timeout_s ({3 * s.pg_timeout_s:g} s)")
+    if s.journal_retention_days is not None and s.journal_retention_days < 1:  # issue 11 item 9
+        errors.append("journal_retention_days: must be at least 1 (or unset: keep forever)")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
