@@ -188,6 +188,6 @@ async def test_archive_refuses_a_broken_chain(pool: Pg, tmp_path: Path):
     out = tmp_path / "broken.jsonl"
     with pytest.raises(ArchiveRefused, match=f"journal id {jid}"):
         await archive(pool, datetime.now(UTC) + timedelta(hours=1), out)
-    assert sorted(os.listdir(tmp_path)) == []  # noqa: ASYNC240 - a test reading its own tmp dir
+    assert sorted(os.listdir(tmp_path)) == []
     assert await pool.fetchval("SELECT count(*) FROM journal") == before
     await pool.execute("UPDATE journal SET http_status = 200 WHERE id = $1", jid)
