@@ -99,7 +99,7 @@ class TestLogsNameNoOne:
         t = await fleet.new_terminal()
         card, _ = fleet.card(insutype="310", min_balance=20000)
         assert (await fleet.call(t.person_info(card)))[1]["infcode"] == 0
-        status, resp, _ = await fleet.call(t.settle("2207", card, c_bill(world, 1200)))
+        _status, resp, _ = await fleet.call(t.settle("2207", card, c_bill(world, 1200)))
         assert resp["infcode"] == 0, resp
         setl = resp["output"]["setlinfo"]["setl_id"]
         assert (await fleet.call(t.cancel("2208", setl, card.psn_no)))[1]["infcode"] == 0
