@@ -139,3 +139,10 @@ class TestLogsNameNoOne:
             text = rec.getMessage() + (every_log.handler.format(rec) if rec.exc_info else "")
             leaks += [f"{rec.name}: {secrets[m]} in {text[:200]!r}" for m in pattern.findall(text)]
         assert leaks == []
+
+
+async def test_readyz_shows_journal_encryption(client):
+    """/readyz names the journal's state among its checks (sealed: ok)."""
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert body["checks"]["journal_encryption"] == "ok"
