@@ -2,12 +2,15 @@
 
 Errors are mapped in `_mapped` alone. Whether anything was sent is known exactly (a trace hook marks
 the moment the request headers are written): nothing sent is `CoreUnavailable`; sent but no usable
-answer is `CoreTimeout` for writes (the core may have acted) and `CoreUnavailable` for reads.
+answer is `CoreTimeout` for writes (the core may have acted) and `CoreUnavailable` for reads. An https core
+is reached through `adapters.core_tls` (TLS 1.2, so a refused handshake is always "not reached").
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta, timezone
@@ -19,6 +22,7 @@ import orjson
 import yarl
 
 from adapters import core_fsi_wire as wire
+from adapters import core_tls
 from gateway.domain.core import Cancellation, Cancelled, PersonRecord, Posted, Posting, Reversal, Reversed
 from gateway.domain.errors import CoreRejected, CoreTimeout, CoreUnavailable
 from gateway.domain.money import fen_to_wire
@@ -27,6 +31,7 @@ from gateway.domain.reconcile import CoreRecord
 CALL_SERVICE = "/fsi/api/rsfComIfsService/callService"
 _CST = timezone(timedelta(hours=8), "CST")  # FSI inf_time is Beijing time
 _T = TypeVar("_T")
+log = logging.getLogger("onecard.core")
 
 
 class _BadReply(Exception):
@@ -50,8 +55,13 @@ class FsiCore:
         connect_timeout: float = 0.5,
         keepalive_timeout: float = 30.0,
         sender_code: str = "000000000000",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._url = yarl.URL(base_url.rstrip("/") + CALL_SERVICE)  # parsed once, not per call
+        self._tls = self._url.scheme == "https"
+        if self._tls and ssl_context is None:
+            ssl_context = core_tls.client_context(None, None, None)  # the system store, hostname verified
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         # Shorter than the server's keep-alive, so a pooled connection is rarely closed under us.
@@ -68,6 +78,7 @@ class FsiCore:
                 limit=self._pool_size,
                 limit_per_host=self._pool_size,
                 keepalive_timeout=self._keepalive_timeout,
+                ssl=self._ssl,
             )
             # The core sets no cookies: a dummy jar skips cookie filtering on every call.
             self._session = aiohttp.ClientSession(
@@ -217,6 +228,10 @@ class FsiCore:
         ) as exc:
             # ValueError covers unparseable JSON and bad amounts; Key/Index/TypeError a malformed output.
             what = str(exc) if isinstance(exc, _BadReply) else type(exc).__name__  # text may echo data
+            tls = core_tls.describe(exc) if self._tls else None
+            if tls is not None:  # always while connecting: nothing was sent
+                log.warning("core %s: not reached (%s)", infno, tls)
+                raise CoreUnavailable(f"core {infno}: not reached ({tls})") from exc
             if not sent.sent or isinstance(exc, aiohttp.ClientConnectorError):
                 raise CoreUnavailable(f"core {infno}: not reached ({what})") from exc
             if write:

@@ -127,13 +127,20 @@ class PgJournal:
 
     async def existing(self, fixmedins_code: str, msgid: str, content_hash: bytes) -> Existing:
         """The state of a used idempotency key."""
+        ex = await self.lookup(fixmedins_code, msgid, content_hash)
+        assert ex is not None, "claim lost a committed row"
+        return ex
+
+    async def lookup(self, fixmedins_code: str, msgid: str, content_hash: bytes) -> Existing | None:
+        """The state of an idempotency key without claiming it; None when it was never used."""
         r = await self.pool.fetchrow(
             "SELECT fixmedins_code, msgid, content_hash, state, response, response_enc, http_status, err_code"
             " FROM journal WHERE fixmedins_code = $1 AND msgid = $2",
             fixmedins_code,
             msgid,
         )
-        assert r is not None, "claim lost a committed row"
+        if r is None:
+            return None
         return Existing(
             bytes(r["content_hash"]) == content_hash,
             r["state"] == "DONE",

@@ -3,6 +3,7 @@
 Separate process::
 
     onecard core-sim --host 127.0.0.1 --port 8090 --world world.json
+    onecard core-sim ... --tls-cert core.crt --tls-key core.key [--client-ca gateways-ca.pem]   (HTTPS)
     python -c "import coresim; coresim.run('127.0.0.1', 8090, 'world.json')"
 
 In-process (tests, demo): ``runner, base_url = await start_core_sim(world=...)``, then
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -55,8 +57,10 @@ async def start_core_sim(
     faults: FaultConfig | None = None,
     clock: Callable[[], datetime] = local_now,
     shutdown_timeout: float = 1.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, str]:
-    """Start the simulator in this event loop (port 0 = a free port); returns (runner, base_url).
+    """Start the simulator in this event loop (port 0 = a free port); returns (runner, base_url), the URL
+    https with an `ssl_context` (`coresim.tls.server_context`).
 
     The caller owns the runner and must `await runner.cleanup()`.
     """
@@ -64,7 +68,7 @@ async def start_core_sim(
                            shutdown_timeout=shutdown_timeout, access_log=None)  # fmt: skip
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
     except BaseException:
@@ -72,13 +76,14 @@ async def start_core_sim(
         raise
     if ":" in bound_host:
         bound_host = f"[{bound_host}]"
-    return runner, f"http://{bound_host}:{bound_port}"
+    scheme = "https" if ssl_context is not None else "http"
+    return runner, f"{scheme}://{bound_host}:{bound_port}"
 
 
-async def serve(host: str, port: int, world_path: str | None) -> None:
+async def serve(host: str, port: int, world_path: str | None, *, ssl_context: ssl.SSLContext | None = None) -> None:
     """Run the simulator until cancelled (for a CLI that owns the event loop)."""
     world = await asyncio.to_thread(load_world, world_path) if world_path else None
-    runner, base_url = await start_core_sim(host, port, world, shutdown_timeout=5.0)
+    runner, base_url = await start_core_sim(host, port, world, shutdown_timeout=5.0, ssl_context=ssl_context)
     log.info("core simulator listening on %s (%d persons)", base_url, len(runner.app[STATE].persons))
     try:
         await asyncio.Event().wait()
@@ -86,11 +91,12 @@ async def serve(host: str, port: int, world_path: str | None) -> None:
         await runner.cleanup()
 
 
-def run(host: str, port: int, world_path: str | None) -> None:
-    """Blocking entry point: load the world, serve until SIGINT/SIGTERM."""
+def run(host: str, port: int, world_path: str | None, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    """Blocking entry point: load the world, serve (HTTPS with an `ssl_context`) until SIGINT/SIGTERM."""
     world = load_world(world_path) if world_path else None
     web.run_app(create_app(_state_of(world, local_now)), host=host, port=port, access_log=None,
-                print=lambda msg: log.info("%s", msg), loop=new_event_loop())  # fmt: skip
+                ssl_context=ssl_context, print=lambda msg: log.info("%s", msg),
+                loop=new_event_loop())  # fmt: skip
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

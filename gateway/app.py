@@ -10,21 +10,26 @@ from gateway.http.admin import admin_routes
 from gateway.http.distribution import distribution_routes
 from gateway.http.errors import error_middleware
 from gateway.http.feeds import feed_routes
+from gateway.http.load_gate import LoadGate
 from gateway.http.metrics import Metrics
 from gateway.http.routes import latency_middleware, routes
-from gateway.keys import METRICS, SETTINGS, STATUS
+from gateway.http.shedding import shedding_middleware
+from gateway.keys import LOAD_GATE, METRICS, SETTINGS, STATUS
 from gateway.settings import Settings
 
 
 def create_app(settings: Settings) -> web.Application:
     """A gateway application; resources are opened on start-up and closed in reverse on clean-up."""
     app = web.Application(
-        middlewares=[latency_middleware, error_middleware(unavailable=UNAVAILABLE_ERRORS)],
+        # shedding_middleware innermost: a shed poll is answered before the handler, with the latency header.
+        middlewares=[latency_middleware, error_middleware(unavailable=UNAVAILABLE_ERRORS), shedding_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[STATUS] = {}
+    app[LOAD_GATE] = LoadGate(settings.max_in_flight, app[METRICS])  # issue 11 item 8
+    app[METRICS].watch_in_flight(app[LOAD_GATE])
     app.cleanup_ctx.append(server_resources)
     app.router.add_routes(routes)
     app.router.add_routes(admin_routes)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.background import Background
 from gateway.domain.keys import MasterKeys
+from gateway.http.load_gate import LoadGate
 from gateway.http.metrics import Metrics
 from gateway.pipeline.reply import NodeId
 from gateway.pipeline.service import Gateway
@@ -29,3 +30,4 @@ LOCAL_BLACKLIST: web.AppKey[CacheFreshness] = web.AppKey("local_blacklist")
 FEED_WRITER: web.AppKey[FeedWriter] = web.AppKey("feed_writer")  # feed batches and imports: FEED_BATCH_S deadline
 LIST_WRITER: web.AppKey[FeedWriter] = web.AppKey("list_writer")  # single admin changes: the request deadline
 DISTRIBUTION: web.AppKey[DistributionReads] = web.AppKey("distribution")  # what terminals download
+LOAD_GATE = web.AppKey("load_gate", LoadGate)  # issue 11 item 8: requests in flight, shedding by priority

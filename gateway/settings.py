@@ -65,6 +65,14 @@ class Settings:
     journal_encryption: bool = True  # false: bodies in clear (must be said explicitly when no data key is set)
     journal_keys_json: str | None = field(default=None, repr=False)  # data keys as JSON (else the key file)
     journal_retention_days: int | None = None  # archive-then-delete DONE rows older than this; None: keep forever
+    # issue 11 item 3, TLS to the insurance core (an https core_url; hostname verification is always on)
+    core_ca_file: str | None = None  # CA bundle (PEM) the core's certificate must chain to; None: the system store
+    core_client_cert: str | None = None  # the gateway's certificate (PEM) for mTLS to the core; with its key
+    core_client_key: str | None = None  # its private key (PEM, unencrypted); both or neither
+    # issue 11 items 7 and 8: rate limits and priority load shedding (README "Rate limits and load shedding")
+    rate_limits_file: str | None = None  # TOML with a [rate_limits] table; None: no rate limits
+    host_workers: int = 1  # worker processes of this host (set by `serve --workers N`): each takes rate/N
+    max_in_flight: int = 1000  # terminal requests in flight per process; past shares of it, load is shed
 
 
 # environment variable → (field, parser)
@@ -109,6 +117,12 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_JOURNAL_ENCRYPTION": ("journal_encryption", bool),
     "ONECARD_JOURNAL_KEYS": ("journal_keys_json", str),
     "ONECARD_JOURNAL_RETENTION_DAYS": ("journal_retention_days", int),
+    # issue 11 item 3, TLS to the insurance core
+    "ONECARD_CORE_CA_FILE": ("core_ca_file", str),
+    "ONECARD_CORE_CLIENT_CERT": ("core_client_cert", str),
+    "ONECARD_CORE_CLIENT_KEY": ("core_client_key", str),
+    "ONECARD_RATE_LIMITS_FILE": ("rate_limits_file", str),  # issue 11 item 7
+    "ONECARD_MAX_IN_FLIGHT": ("max_in_flight", int),  # issue 11 item 8
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -167,6 +181,7 @@ def load_settings(
         if env in environ:
             values[name] = _coerce(env, environ[env], str(_TYPES[name]), errors)
     values.update({key: value for key, value in overrides.items() if value is not None})
+    values.update({n: None for n in _CORE_TLS_FILES if values.get(n) == ""})  # an empty variable: unset
     s = replace(Settings(), **values) if not errors else Settings()
     if s.freshness_s <= 0:
         errors.append("freshness_s: must be positive")
@@ -208,6 +223,26 @@ def load_settings(
         errors.append(f"node_lease_s: must be at least 3 x pg_timeout_s ({3 * s.pg_timeout_s:g} s)")
     if s.journal_retention_days is not None and s.journal_retention_days < 1:  # issue 11 item 9
         errors.append("journal_retention_days: must be at least 1 (or unset: keep forever)")
+    errors += _core_tls_errors(s)
+    if s.max_in_flight < 1 or s.host_workers < 1:  # issue 11 items 7 and 8
+        errors.append("max_in_flight, host_workers: must be at least 1")
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
+
+
+_CORE_TLS_FILES = ("core_ca_file", "core_client_cert", "core_client_key")
+
+
+def _core_tls_errors(s: Settings) -> list[str]:
+    """Issue 11 item 3: the core's URL scheme, and its TLS files only with https, the client pair whole."""
+    scheme = s.core_url.split("://", 1)[0].lower() if "://" in s.core_url else ""
+    if scheme not in ("http", "https"):
+        return ["core_url: must start with http:// or https://"]
+    errors = []
+    if (s.core_client_cert is None) != (s.core_client_key is None):
+        errors.append("core_client_cert, core_client_key: give both (mTLS to the core) or neither")
+    tls = [n for n in _CORE_TLS_FILES if getattr(s, n) is not None]
+    if tls and scheme != "https":
+        errors.append(f"{', '.join(tls)}: set, but core_url is not https (the link to the core would be plaintext)")
+    return errors

@@ -2,6 +2,7 @@
 
     onecard bench gateway --duration 60 --workers 2 --concurrency 64
     onecard bench gateway --duration 60 --workers 2 --rate 1000      # open model: 1,000 arrivals per second
+    onecard bench gateway --rate-limit loadtest/rate_limits.toml     # rate limits on (issue 11 item 7)
 
 Starts the core simulator, `onecard serve --workers N` and the pass-through (loadtest/passthrough.py, also N
 processes), then drives (a) the pass-through and (b) the gateway with the same fleet, scenario mix (2207
@@ -28,6 +29,7 @@ from loadtest.main import _common, _machine, _world, check_line, drive, guarded
 from loadtest.runner import Recorder, parse_rate
 from loadtest.scenarios import parse_mix
 from loadtest.stack import start_stack
+from rules.limits import parse_rate_limits
 
 
 def _cpu_line(used: dict[str, float], requests: int) -> str:
@@ -52,7 +54,9 @@ async def _phase(
 async def _run(args: argparse.Namespace, world: dict[str, Any], world_path: Path, rate: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with AsyncExitStack() as exits:
-        stack = await start_stack(exits, world_path, Path(args.workdir), workers=args.workers, passthrough=True)
+        stack = await start_stack(
+            exits, world_path, Path(args.workdir), workers=args.workers, passthrough=True, extra_env=_limit_env(args)
+        )
         print(f"started: {args.workers} gateway and {args.workers} pass-through processes, core simulator,"
               f" PostgreSQL {stack.pg_kind}, Redis {stack.redis_kind}")  # fmt: skip
         names = {"postgres": ("postgres",), "redis": ("redis-server",)}
@@ -73,6 +77,16 @@ async def _run(args: argparse.Namespace, world: dict[str, Any], world_path: Path
         else:
             out["check"] = {"ok": None, "skipped": "--no-check"}
     return out
+
+
+def _limit_env(args: argparse.Namespace) -> dict[str, str]:
+    """The gateway's environment for --rate-limit and --max-in-flight (issue 11 items 7 and 8)."""
+    env = {}
+    if args.rate_limit:
+        env["ONECARD_RATE_LIMITS_FILE"] = str(Path(args.rate_limit).resolve())
+    if args.max_in_flight:
+        env["ONECARD_MAX_IN_FLIGHT"] = str(args.max_in_flight)
+    return env
 
 
 def _print(name: str, result: dict[str, Any], cpu: dict[str, float], sent: int) -> None:
@@ -100,7 +114,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, help="open model at this many arrivals per second (default: closed)")
     ap.add_argument("--mix", default="settle", help="scenario mix (default: 2207 settlements only)")
     ap.add_argument("--no-check", action="store_true", help="skip the post-run check of the gateway phase")
+    # issue 11 items 7 and 8
+    ap.add_argument(
+        "--rate-limit",
+        metavar="FILE",
+        help="rate limits TOML ([rate_limits]) for the gateway; loadtest/rate_limits.toml limits every request"
+        " and refuses none, so the run measures the limiter's cost",
+    )
+    ap.add_argument("--max-in-flight", type=int, help="the gateway's bound on requests in flight per process")
     args = ap.parse_args(argv)
+    if args.rate_limit:
+        try:
+            parse_rate_limits(Path(args.rate_limit).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            ap.error(f"--rate-limit {args.rate_limit}: {exc}")
+    if args.max_in_flight is not None and args.max_in_flight < 1:
+        ap.error("--max-in-flight must be at least 1")
     if args.duration <= 0 or args.warmup < 0 or args.concurrency < 1 or args.workers < 1:
         ap.error("--duration and --concurrency and --workers must be positive, --warmup not negative")
     try:
@@ -120,6 +149,7 @@ def _bench(args: argparse.Namespace, rate: Any) -> int:
     print(
         f"settings: model={args.model} rate={args.rate} concurrency={args.concurrency} workers={args.workers}"
         f" mix={args.mix} warmup={args.warmup:.0f}s duration={args.duration:.0f}s persons={args.persons}"
+        f" rate_limit={args.rate_limit} max_in_flight={args.max_in_flight}"
     )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         res = runner.run(_run(args, world, world_path, rate))

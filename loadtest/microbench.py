@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--e2e", type=int, default=0, help="sequential 2207s through gateway + core simulator")
     args = ap.parse_args(argv)
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    for name, us in pure(args.n):
+    from loadtest.bench_limits import limits  # issue 11 items 7 and 8
+
+    for name, us in [*pure(args.n), *limits(per_op, args.n)]:
         print(f"{name:45s} {us:9.1f} µs/op")
     if args.e2e:
         res = asyncio.run(e2e(args.e2e))

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=8090)
     c.add_argument("--world", help="seed world whose persons the core holds")
+    # issue 11 item 3: HTTPS, optionally requiring the gateway's client certificate
+    c.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM; with --tls-key)")
+    c.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM, unencrypted)")
+    c.add_argument("--client-ca", metavar="FILE", help="require client certificates chained to this CA (PEM)")
     c.set_defaults(func=commands.core_sim)
 
     w = sub.add_parser("seed", help="write a deterministic seed world")

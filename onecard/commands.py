@@ -58,11 +58,20 @@ def _port(host: str, port: int) -> Iterator[None]:
 def core_sim(args: argparse.Namespace) -> int:
     """`onecard core-sim`: the insurance-core simulator."""
     from coresim.app import run
+    from coresim.tls import TlsFilesError, server_context
 
     if args.world:
         _check_world(args.world)
+    context = None
+    if args.tls_cert or args.tls_key or args.client_ca:  # issue 11 item 3
+        if not (args.tls_cert and args.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together (and --client-ca needs them)")
+        try:
+            context = server_context(args.tls_cert, args.tls_key, args.client_ca)
+        except TlsFilesError as exc:
+            raise ConfigError(str(exc)) from None
     with _port(args.host, args.port):
-        run(args.host, args.port, args.world)
+        run(args.host, args.port, args.world, ssl_context=context)
     return 0
 
 
@@ -230,7 +239,9 @@ def reconcile(args: argparse.Namespace) -> int:
     core = None
     if args.core_url:  # the core first: its ledger is what the journal is compared with
         with needs_core(args.core_url):
-            core = asyncio.run(fetch_core_ledger(args.core_url, args.institution, args.from_, args.to))
+            core = asyncio.run(
+                fetch_core_ledger(args.core_url, args.institution, args.from_, args.to, settings=settings)
+            )
     with needs_postgres(settings.pg_dsn):
         return asyncio.run(
             run(

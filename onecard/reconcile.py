@@ -59,7 +59,13 @@ def _yuan_totals(t: dict[str, int]) -> dict[str, Any]:
 
 
 async def fetch_core_ledger(
-    core_url: str, fixmedins_code: str, begin: date, end: date, timeout_s: float = 30.0
+    core_url: str,
+    fixmedins_code: str,
+    begin: date,
+    end: date,
+    timeout_s: float = 30.0,
+    *,
+    settings: Settings | None = None,
 ) -> list[CoreRecord]:
     """The core's settlements of the institution around local dates begin..end, through the core port.
 
@@ -69,7 +75,9 @@ async def fetch_core_ledger(
         DependencyDown: the core did not answer, or refused the download.
     """
     try:
-        return await core_settlements(core_url, fixmedins_code, begin - _DAY, end + _DAY, timeout_s=timeout_s)
+        return await core_settlements(
+            core_url, fixmedins_code, begin - _DAY, end + _DAY, timeout_s=timeout_s, settings=settings
+        )
     except CoreUnavailable as exc:
         raise DependencyDown(f"the insurance core at {core_url} is unreachable ({exc}): check --core-url") from None
     except CoreRejected as exc:

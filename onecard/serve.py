@@ -42,6 +42,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         app.on_startup.append(freeze_startup_objects)
         web.run_app(app, host=host, port=port, access_log=None, loop=new_event_loop())
         return 0
+    settings = dataclasses.replace(settings, host_workers=workers)  # each worker takes rate/N (issue 11 item 7)
     spec = {"settings": _settings_dict(settings), "host": host, "port": port}
     spec["log_level"] = logging.getLogger().getEffectiveLevel()
     metrics_dir = tempfile.mkdtemp(prefix="onecard-metrics-")  # mode 0700: private to this user

@@ -56,14 +56,21 @@ async def reconcile_reads(settings: Settings) -> AsyncIterator[ReconcileReads]:
 
 
 async def core_settlements(
-    core_url: str, fixmedins_code: str, begin: date, end: date, *, timeout_s: float
+    core_url: str,
+    fixmedins_code: str,
+    begin: date,
+    end: date,
+    *,
+    timeout_s: float,
+    settings: Settings | None = None,
 ) -> list[CoreRecord]:
-    """The core's side of `onecard reconcile`, through the core port.
+    """The core's side of `onecard reconcile`, through the core port (an https core with `settings`' TLS files).
 
     Raises:
         CoreUnavailable, CoreRejected: as the port does.
+        ConfigError: a TLS file of `settings` cannot be used.
     """
-    core = command_core(core_url)
+    core = command_core(core_url, settings)
     try:
         return await core.settlements(fixmedins_code, begin, end, timeout=timeout_s)
     finally:

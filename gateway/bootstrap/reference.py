@@ -7,8 +7,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gateway.domain.errors import ConfigError
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
+from rules.limits import RateLimits, parse_rate_limits
 from rules.policy import PolicyBook
 
 
@@ -25,3 +27,21 @@ def load_reference(settings: Settings, world: dict[str, Any] | None) -> tuple[Po
     else:
         records = json.loads((resources.files("rules") / "data" / "catalogue.json").read_text(encoding="utf-8"))
     return PolicyBook.from_toml(policy_text), Catalogue.from_records(records)
+
+
+def load_rate_limits(settings: Settings) -> RateLimits | None:
+    """The rate limits of `rate_limits_file` (issue 11 item 7), or None when none is configured.
+
+    Raises:
+        ConfigError: the file cannot be read, or names every bad field of its [rate_limits] table.
+    """
+    if not settings.rate_limits_file:
+        return None
+    try:
+        text = Path(settings.rate_limits_file).read_text(encoding="utf-8")
+        limits = parse_rate_limits(text)
+    except OSError as exc:
+        raise ConfigError(f"rate_limits_file {settings.rate_limits_file}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"rate_limits_file {settings.rate_limits_file}: {exc}") from None
+    return limits if limits.any else None

@@ -17,6 +17,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from adapters.journal_sealing import JournalSealing
+from adapters.local_rate_limiter import LocalRateLimiter
 from adapters.pg_claims import PgJournal
 from adapters.pg_distribution import PgDistribution
 from adapters.pg_feed_writer import PgFeedWriter
@@ -33,8 +34,8 @@ from blacklist_cache.local import LocalBlacklist
 from blacklist_cache.redis_lookup import RedisLookup, connect_redis
 from gateway.background import Background
 from gateway.bootstrap.blacklist import start_blacklist
-from gateway.bootstrap.reference import load_reference
-from gateway.bootstrap.stores import guarded_core, open_server_pg, redis_answers
+from gateway.bootstrap.reference import load_rate_limits, load_reference
+from gateway.bootstrap.stores import core_tls, guarded_core, open_server_pg, redis_answers
 from gateway.domain.errors import DependencyUnavailable
 from gateway.domain.keys import CardKeyCache
 from gateway.http.feeds import FEED_BATCH_S
@@ -75,10 +76,12 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
     data_keys = load_data_keys(s)  # issue 11 item 9: refused (exit 2) before anything opens, like the keys
     sealing = JournalSealing(data_keys) if data_keys is not None else None
     app[STATUS]["journal_encryption"] = "ok" if s.journal_encryption else "disabled (journal_encryption = false)"
+    core_context = core_tls(s, s.core_url)  # issue 11 item 3: TLS files checked before anything is written
     world = None
     if s.world_file:
         world = json.loads(await asyncio.to_thread(Path(s.world_file).read_text, encoding="utf-8"))
     policies, catalogue = load_reference(s, world)
+    rate_limits = await asyncio.to_thread(load_rate_limits, s)  # issue 11 item 7: bad file: exit 2, nothing opened
     await redis_answers(s)
     pg, applied = await open_server_pg(s)
     if applied:
@@ -93,7 +96,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
         if world is not None:
             log.info("world loaded: %s", await load_world(pg.bulk, world))
         redis = connect_redis(s.redis_url, s.redis_timeout_s)
-        core = guarded_core(s, lambda reason: metrics.core_short_circuits.labels(reason).inc())
+        core = guarded_core(s, lambda reason: metrics.core_short_circuits.labels(reason).inc(), core_context)
         metrics.watch_core(core)
         try:
             local = LocalBlacklist(max_staleness_s=s.blacklist_staleness_s)
@@ -129,6 +132,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
                 catalogue=catalogue,
                 metrics=metrics,
                 node=lease,
+                limiter=None if rate_limits is None else LocalRateLimiter(rate_limits, share=s.host_workers),
             )
             gateway = app[GATEWAY] = Gateway(deps)
             if data_keys is not None:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -11,11 +13,14 @@ from redis.exceptions import RedisError
 
 from adapters.core_fsi import FsiCore
 from adapters.core_guard import GuardedCore
+from adapters.core_tls import client_context
 from adapters.pg_migrate import ensure_database, migrate
 from adapters.pg_pool import Pg, connect, open_pg, open_pg_for
 from blacklist_cache.redis_lookup import connect_redis
 from gateway.bootstrap.exits import DependencyDown, redis_down
 from gateway.settings import Settings
+
+log = logging.getLogger("onecard.app")
 
 
 async def redis_answers(s: Settings) -> None:
@@ -71,10 +76,26 @@ async def migrate_database(s: Settings) -> list[str]:
         conn.terminate()  # done, or timed out mid-statement: the server rolls back whatever was left open
 
 
-def guarded_core(s: Settings, on_short_circuit: Callable[[str], None]) -> GuardedCore:
-    """The insurance core as the pipeline calls it: FSI over HTTP, behind the breaker and the bulkhead."""
+def core_tls(s: Settings, core_url: str) -> ssl.SSLContext | None:
+    """The TLS context of an https core (issue 11 item 3), None for http (warned about outside dev mode).
+
+    Raises:
+        ConfigError: a CA bundle, certificate or key that cannot be used, named by its setting.
+    """
+    if core_url.lower().startswith("https://"):
+        return client_context(s.core_ca_file, s.core_client_cert, s.core_client_key)
+    if not s.dev_mode:
+        log.warning("the link to the insurance core (%s) is plaintext HTTP: use an https core_url", core_url)
+    return None
+
+
+def guarded_core(
+    s: Settings, on_short_circuit: Callable[[str], None], ssl_context: ssl.SSLContext | None = None
+) -> GuardedCore:
+    """The insurance core as the pipeline calls it: FSI over HTTP(S) (with `core_tls`'s context), behind the
+    breaker and the bulkhead."""
     return GuardedCore(
-        FsiCore(s.core_url, pool_size=s.core_pool_size),
+        FsiCore(s.core_url, pool_size=s.core_pool_size, ssl_context=ssl_context),
         failure_threshold=s.core_breaker_failures,
         reset_timeout_s=s.core_breaker_reset_s,
         max_in_flight=s.core_max_in_flight,
@@ -83,6 +104,9 @@ def guarded_core(s: Settings, on_short_circuit: Callable[[str], None]) -> Guarde
     )
 
 
-def command_core(core_url: str) -> FsiCore:
-    """The core an operator command reads from (one call: no breaker)."""
-    return FsiCore(core_url, pool_size=2)
+def command_core(core_url: str, s: Settings | None = None) -> FsiCore:
+    """The core an operator command reads from (one call: no breaker), over TLS with `s`'s files if https."""
+    context = None
+    if s is not None and core_url.lower().startswith("https://"):
+        context = client_context(s.core_ca_file, s.core_client_cert, s.core_client_key)
+    return FsiCore(core_url, pool_size=2, ssl_context=context)

@@ -8,6 +8,7 @@ counts. Adding a transaction is one entry here and its flow (docs/architecture.m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, TypedDict
 from gateway.domain import inputs
 from gateway.domain.fields import amount, req_obj
 from gateway.domain.money import Fen
+from gateway.domain.priority import Priority, peek_infno
 from gateway.domain.statement_input import parse_statement
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class TxType:
     cancels: str | None = None  # for a cancel: the infno of the settlements it may cancel
     reversible: bool = False  # may be the oinfno of a 2601 (SPEC §6.4)
     refuses_listed_person: bool = True  # False: a listed person is reported by the flow, not refused (2001)
+    priority: Priority = Priority.ESSENTIAL  # load shedding, lowest first (issue 11 item 8; never: ESSENTIAL)
 
 
 def _reverse(env: Envelope) -> Input:
@@ -77,17 +80,18 @@ class _Carries(TypedDict):
 
 _CARD = _Carries(card_bearing=True, amount_bearing=False)
 _AMOUNT = _Carries(card_bearing=True, amount_bearing=True)
+_Q, _PRE = Priority.QUERY, Priority.PRESETTLE
 # fmt: off
 TABLE: tuple[TxType, ...] = (
     TxType("9001", "sign-in", Kind.SIGN_IN, _P.parse_sign_in, needs_session=False),
     TxType("9002", "sign-out", Kind.SIGN_OUT, _P.parse_sign_out),
-    TxType("1101", "person information", Kind.PERSON, _P.parse_person, **_CARD),
+    TxType("1101", "person information", Kind.PERSON, _P.parse_person, **_CARD, priority=_Q),
     TxType("2001", "person entitlement check", Kind.ENTITLEMENT, _P.parse_entitlement, **_CARD,
-           refuses_listed_person=False),
-    TxType("2206", "outpatient pre-settlement", Kind.PRESETTLE, _P.parse_settle, **_AMOUNT),
+           refuses_listed_person=False, priority=_Q),
+    TxType("2206", "outpatient pre-settlement", Kind.PRESETTLE, _P.parse_settle, **_AMOUNT, priority=_PRE),
     TxType("2207", "outpatient settlement", Kind.SETTLE, _P.parse_settle, **_AMOUNT,
            owes=Owes.REVERSAL, records_settlement=True, reversible=True),
-    TxType("2101", "pharmacy pre-settlement", Kind.PRESETTLE, _P.parse_settle, **_AMOUNT),
+    TxType("2101", "pharmacy pre-settlement", Kind.PRESETTLE, _P.parse_settle, **_AMOUNT, priority=_PRE),
     TxType("2102", "pharmacy settlement", Kind.SETTLE, _P.parse_settle, **_AMOUNT,
            owes=Owes.REVERSAL, records_settlement=True, reversible=True),
     TxType("2208", "outpatient cancel", Kind.CANCEL, _P.parse_cancel,
@@ -95,8 +99,8 @@ TABLE: tuple[TxType, ...] = (
     TxType("2103", "pharmacy cancel", Kind.CANCEL, _P.parse_cancel,
            owes=Owes.REVERSAL, cancels="2102", reversible=True),
     TxType("2601", "reversal", Kind.REVERSE, _reverse, owes=Owes.ITS_REVERSAL),
-    TxType("3201", "reconciliation totals", Kind.STATEMENT, parse_statement),
-    TxType("3202", "reconciliation details", Kind.STATEMENT, parse_statement),
+    TxType("3201", "reconciliation totals", Kind.STATEMENT, parse_statement, priority=_Q),
+    TxType("3202", "reconciliation details", Kind.STATEMENT, parse_statement, priority=_Q),
 )
 # fmt: on
 
@@ -128,3 +132,18 @@ def mac_amount(env: Envelope) -> Fen:
     if TXTYPES[env.infno].amount_bearing:
         return amount(req_obj(env.input, "data", "input."), "medfee_sumamt", "input.data.")
     return Fen(0)
+
+
+def priority_of(body: bytes) -> Priority:
+    """The load-shedding priority of a callService body, read from its infno by a byte peek (the whole JSON
+    is parsed only when the peek cannot tell); a body whose infno is unreadable or unknown is refused cheaply
+    by the pipeline anyway, so it ranks with the queries."""
+    infno = peek_infno(body)
+    if infno is None:
+        try:
+            obj = json.loads(body)
+        except (ValueError, RecursionError):  # not JSON (or nested past the stack): MALFORMED is cheap
+            return Priority.QUERY
+        infno = obj.get("infno") if isinstance(obj, dict) else None
+    tx = TXTYPES.get(infno) if isinstance(infno, str) else None
+    return tx.priority if tx is not None else Priority.QUERY

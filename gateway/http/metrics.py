@@ -34,6 +34,11 @@ class _GuardedCore(Protocol):
     def in_flight(self) -> int: ...
 
 
+class _Gated(Protocol):
+    @property
+    def in_flight(self) -> int: ...
+
+
 class Metrics:
     """The gateway's metrics in their own registry."""
 
@@ -131,6 +136,22 @@ class Metrics:
         self.blacklist_lookups = Counter(
             "onecard_blacklist_lookups", "Blacklist checks by where they were answered", ["path"], registry=r
         )
+        # issue 11 items 7 and 8: rate limits and load shedding
+        self.rate_limited_total = Counter(
+            "onecard_rate_limited", "Requests refused RATE_LIMITED, by the scope over its limit", ["scope"], registry=r
+        )
+        self.shed_total = Counter(
+            "onecard_shed",
+            "Requests refused OVERLOADED unstarted by load shedding, by priority",
+            ["priority"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "onecard_in_flight",
+            "Terminal requests in flight in this process, shed ones excluded (workers: the sum)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
 
     # MetricsSink (gateway.ports.metrics): what the pipeline reports, in its own words.
     def request(self, infno: str, code: str, total_s: float, own_s: float) -> None:
@@ -160,6 +181,10 @@ class Metrics:
         """Redis has no copy of the lists."""
         self.blacklist_loaded.set(0)
 
+    def rate_limited(self, scope: str) -> None:
+        """A request refused RATE_LIMITED (issue 11 item 7)."""
+        self.rate_limited_total.labels(scope).inc()
+
     def claim_recovered(self) -> None:
         """Journal recovery completed an abandoned claim."""
         self.journal_recovered.inc()
@@ -177,6 +202,10 @@ class Metrics:
         """Export the core guard's breaker state and calls in flight, read at scrape time."""
         self._watch(self.core_breaker_state, lambda: core.state)
         self._watch(self.core_in_flight, lambda: core.in_flight)
+
+    def watch_in_flight(self, gate: _Gated) -> None:
+        """Export the load gate's requests in flight, read at scrape time (issue 11 item 8)."""
+        self._watch(self.in_flight, lambda: gate.in_flight)
 
     def _watch(self, gauge: Gauge, read: Callable[[], float]) -> None:
         # A scrape-time function lives in this process only, where another worker's scrape cannot call it:

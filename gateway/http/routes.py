@@ -10,8 +10,21 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.domain.codes import ResultCode
+from gateway.domain.txtypes import priority_of
 from gateway.http.errors import terminal_error
-from gateway.keys import BACKGROUND, DATABASE, GATEWAY, LIST_LOOKUP, LOCAL_BLACKLIST, METRICS, NODE, SETTINGS, STATUS
+from gateway.http.shedding import shed_terminal
+from gateway.keys import (
+    BACKGROUND,
+    DATABASE,
+    GATEWAY,
+    LIST_LOOKUP,
+    LOAD_GATE,
+    LOCAL_BLACKLIST,
+    METRICS,
+    NODE,
+    SETTINGS,
+    STATUS,
+)
 
 routes = web.RouteTableDef()
 LATENCY_HEADER = "X-Gateway-Latency-Us"
@@ -34,14 +47,20 @@ async def call_service(request: web.Request) -> web.Response:
             return _too_large(request, limit, t0)
         chunks.append(chunk)
     body = b"".join(chunks)
-    reply, core_s = await gw.handle(body)
+    # Load shedding (issue 11 item 8): judged by the infno alone, before any parsing; never queued.
+    gate = request.app[LOAD_GATE]
+    priority = priority_of(body)
+    if not gate.enter(priority):
+        return shed_terminal(request, gate, priority)
+    try:
+        reply, core_s = await gw.handle(body)
+    finally:
+        gate.leave()
     us = int((time.perf_counter() - t0 - core_s) * 1e6)
-    return web.Response(
-        body=reply.body,
-        status=reply.status,
-        content_type="application/json",
-        headers={LATENCY_HEADER: str(max(us, 0))},
-    )
+    headers = {LATENCY_HEADER: str(max(us, 0))}
+    if reply.retry_after is not None:
+        headers["Retry-After"] = str(reply.retry_after)
+    return web.Response(body=reply.body, status=reply.status, content_type="application/json", headers=headers)
 
 
 def _too_large(request: web.Request, limit: int, t0: float) -> web.Response:

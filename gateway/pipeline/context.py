@@ -23,6 +23,7 @@ from gateway.ports import (
     ListLookup,
     ListsOfRecord,
     MetricsSink,
+    RateLimiter,
     Registry,
     ReversalQueue,
     Settlements,
@@ -80,6 +81,7 @@ class Deps:
     catalogue: Catalogue
     metrics: MetricsSink
     node: NodeId
+    limiter: RateLimiter | None = None  # issue 11 item 7: None when no rate limits are configured
 
     @property
     def tz(self) -> tzinfo:

@@ -24,15 +24,17 @@ class Outcome:
     cash: int = 0
     fund: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    retry_after: int | None = None  # whole seconds, sent as Retry-After (RATE_LIMITED)
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """Bytes to send, their HTTP status and the code for metrics."""
+    """Bytes to send, their HTTP status and the code for metrics (and a Retry-After in seconds, if any)."""
 
     status: int
     body: bytes
     code: ResultCode
+    retry_after: int | None = None
 
 
 class NodeId(Protocol):
@@ -89,4 +91,4 @@ def build_reply(outcome: Outcome, verified: Verified | None, refid: str, receive
     }
     if verified is not None:
         body["dev_safe_info"] = {"mac2": verified.mac2(infcode, outcome.acct, outcome.cash, outcome.fund)}
-    return Reply(http_status_of(outcome.code), orjson.dumps(body), outcome.code)
+    return Reply(http_status_of(outcome.code), orjson.dumps(body), outcome.code, outcome.retry_after)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from typing import NoReturn
 
 import orjson
 
@@ -172,10 +173,27 @@ class Gateway:
     async def _idempotency(self, txn: Txn, env: Envelope, obj: object) -> Outcome | None:
         """Claim (fixmedins_code, msgid) or answer from the journal (SPEC §5.2); a fresh request's claim also
         takes its (psam_no, tseq) and card atc (SPEC §5.1), so a retry is answered before replay is judged and
-        a stale request takes nothing."""
+        a stale request takes nothing.
+
+        The rate limit (issue 11 item 7) is counted here, after MAC1 (only the PSAM itself can spend its
+        quota) and before the claim: a request over the limit takes no claim and is journaled nowhere, unless
+        its msgid was used already, whose answer it then gets like any retry. A retry found by the claim gives
+        its token back: an answered msgid never counts twice."""
         canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(canonical).digest()
         store = self.d.journal
+        limiter = self.d.limiter
+        if limiter is not None and (refused := limiter.take(env.fixmedins_code, env.safe.psam_no)) is not None:
+            seen = await store.lookup(env.fixmedins_code, env.msgid, digest)
+            if seen is None:
+                self.d.metrics.rate_limited(refused.scope)
+                txn.trace.append("rate_limited")
+                return Outcome(
+                    ResultCode.RATE_LIMITED,
+                    f"{refused.scope} {refused.key} is over its rate limit: retry after {refused.retry_after_s} s",
+                    retry_after=refused.retry_after_s,
+                )
+            return await self._answered(env, seen, digest)
         # The card row rides along with the claim: one round trip instead of two on the hot path.
         claim, card = await store.claim_with_card(
             env.fixmedins_code,
@@ -196,6 +214,13 @@ class Gateway:
             txn.card_row = card
             txn.trace.append("claim")
             return None
+        if limiter is not None:
+            limiter.give_back(env.fixmedins_code, env.safe.psam_no)
+        return await self._answered(env, claim, digest)
+
+    async def _answered(self, env: Envelope, claim: Existing, digest: bytes) -> NoReturn:
+        """A msgid already used: its journaled answer (after waiting for a pending one), or MSGID_CONFLICT."""
+        store = self.d.journal
         if claim.same_content and not claim.done:
             wait = 2 * self.d.settings.core_timeout_s + 2.0
             claim = await store.wait_done(env.fixmedins_code, env.msgid, digest, wait)

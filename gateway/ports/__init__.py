@@ -16,6 +16,7 @@ from gateway.ports.core import InsuranceCore
 from gateway.ports.journal import Journal
 from gateway.ports.lists import ListsOfRecord
 from gateway.ports.metrics import MetricsSink
+from gateway.ports.ratelimit import RateLimiter  # issue 11 item 7
 from gateway.ports.registry import Registry
 from gateway.ports.reversals import ReversalQueue
 from gateway.ports.settlements import Settlements
@@ -33,6 +34,7 @@ __all__ = [
     "ListSnapshots",
     "ListsOfRecord",
     "MetricsSink",
+    "RateLimiter",
     "ReadyListLookup",
     "Registry",
     "ReversalQueue",

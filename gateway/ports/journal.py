@@ -39,6 +39,11 @@ class Journal(Protocol):
         """A claim while it is still PENDING."""
         ...
 
+    async def lookup(self, fixmedins_code: str, msgid: str, content_hash: bytes) -> Existing | None:
+        """The state of an idempotency key, read without claiming it (None: never used). Asked only for a
+        request refused RATE_LIMITED, so that a retry of a msgid already answered still gets its answer."""
+        ...
+
     async def wait_done(self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float) -> Existing: ...
     async def complete(
         self,

@@ -34,6 +34,10 @@ class MetricsSink(Protocol):
         """Redis answered that its copy of the lists is not loaded."""
         ...
 
+    def rate_limited(self, scope: str) -> None:
+        """A request refused RATE_LIMITED because its `psam` or its `institution` was over the limit."""
+        ...
+
     def claim_recovered(self) -> None:
         """Journal recovery completed a claim a process abandoned."""
         ...

@@ -159,6 +159,14 @@ class InMemoryStore:
     def _stale(self, r: Row) -> StaleClaim:
         return StaleClaim(r.id, r.fixmedins_code, r.msgid, r.infno, r.request_json, r.received_at)
 
+    async def lookup(self, fixmedins_code: str, msgid: str, content_hash: bytes) -> Existing | None:
+        self._up()
+        jid = self.keys.get((fixmedins_code, msgid))
+        if jid is None:
+            return None
+        r = self.rows[jid]
+        return Existing(r.content_hash == content_hash, r.state == "DONE", r.response, r.http_status, r.err_code)
+
     async def wait_done(self, fixmedins_code: str, msgid: str, content_hash: bytes, max_wait: float) -> Existing:
         self._up()
         r = self.rows[self.keys[(fixmedins_code, msgid)]]

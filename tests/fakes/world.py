@@ -62,6 +62,9 @@ class CountingMetrics:
     def blacklist_unloaded(self) -> None:
         self.counts["unloaded"] += 1
 
+    def rate_limited(self, scope: str) -> None:
+        self.counts[f"rate_limited:{scope}"] += 1
+
     def claim_recovered(self) -> None:
         self.counts["recovered"] += 1
 

@@ -67,6 +67,57 @@ class TestSettings:
         assert "s3cret" not in repr(s)
 
 
+class TestCoreTlsSettings:
+    """Issue 11 item 3: the core's CA bundle and client pair, from TOML and the environment."""
+
+    def test_from_toml_and_environment(self, tmp_path: Path):
+        """core_ca_file from TOML, the client pair from the environment; unset by default."""
+        assert (load_settings(None, {}).core_ca_file, load_settings(None, {}).core_client_cert) == (None, None)
+        f = tmp_path / "s.toml"
+        f.write_text('core_url = "https://core.example:8443"\ncore_ca_file = "/etc/onecard/core-ca.pem"\n')
+        env = {"ONECARD_CORE_CLIENT_CERT": "/etc/onecard/gw.crt", "ONECARD_CORE_CLIENT_KEY": "/etc/onecard/gw.key"}
+        s = load_settings(f, env)
+        assert (s.core_url, s.core_ca_file) == ("https://core.example:8443", "/etc/onecard/core-ca.pem")
+        assert (s.core_client_cert, s.core_client_key) == ("/etc/onecard/gw.crt", "/etc/onecard/gw.key")
+        s = load_settings(None, {"ONECARD_CORE_URL": "https://core.example", "ONECARD_CORE_CA_FILE": "/ca.pem"})
+        assert s.core_ca_file == "/ca.pem"
+
+    @pytest.mark.parametrize(
+        ("env", "needle"),
+        [
+            ({"ONECARD_CORE_CLIENT_CERT": "/gw.crt"}, "core_client_cert, core_client_key: give both"),
+            ({"ONECARD_CORE_CLIENT_KEY": "/gw.key"}, "core_client_cert, core_client_key: give both"),
+            ({"ONECARD_CORE_URL": "http://core", "ONECARD_CORE_CA_FILE": "/ca.pem"}, "core_ca_file: set, but"),
+            ({"ONECARD_CORE_URL": "ftp://core"}, "core_url: must start with http:// or https://"),
+            ({"ONECARD_CORE_URL": "core.example:8443"}, "core_url: must start with"),
+        ],
+    )
+    def test_bad_combinations_are_named(self, env, needle):
+        """Half a client pair, TLS files with an http core, or a core_url of no known scheme: ConfigError."""
+        env = {"ONECARD_CORE_URL": "https://core.example", **env}
+        with pytest.raises(ConfigError) as exc:
+            load_settings(None, env)
+        assert needle in str(exc.value)
+
+    def test_empty_variables_are_unset(self):
+        """An empty ONECARD_CORE_* variable means unset (http stays allowed)."""
+        env = {"ONECARD_CORE_CA_FILE": "", "ONECARD_CORE_CLIENT_CERT": "", "ONECARD_CORE_CLIENT_KEY": ""}
+        s = load_settings(None, env)
+        assert (s.core_url, s.core_ca_file, s.core_client_cert, s.core_client_key) == (
+            "http://127.0.0.1:8090",
+            None,
+            None,
+            None,
+        )
+
+    def test_no_setting_turns_hostname_verification_off(self, tmp_path: Path):
+        """There is no such setting: an attempt is an unknown setting."""
+        f = tmp_path / "s.toml"
+        f.write_text("core_verify_hostname = false\n")
+        with pytest.raises(ConfigError, match="core_verify_hostname: unknown setting"):
+            load_settings(f, {})
+
+
 class TestKeyStore:
     def entries(self, hexkey: str = REAL) -> list[dict[str, object]]:
         return [
