@@ -20,6 +20,13 @@ then its value:
   in plain positional notation exactly as PostgreSQL stores them (``1.50`` stays ``1.50``), true/false/null.
   It is re-derived from the stored value, so it does not depend on how jsonb prints.
 
+Version 2 (issue 11 item 9), for a row whose bodies are sealed (``data_key_version`` not NULL): the magic
+``b"OCJ2"``, the same thirteen fields (request and response are NULL in such a row), then data_key_version
+(``I``), request_enc and response_enc (``B``). A clear row, sealed before or after that version, is encoded as
+version 1, so the chain sealed before the upgrade verifies unchanged. The chain hashes what is stored, the
+ciphertext: verification needs no data key (an auditor, an archive, or a row whose key was destroyed), the GCM
+tag already commits the ciphertext to its plaintext, and no digest of a low-entropy body is published.
+
 Mutable columns (state, the chain columns) are not hashed; `verify` checks that a sealed row is DONE.
 """
 
@@ -44,11 +51,13 @@ class Row(Protocol):
 
 GENESIS = bytes(32)
 MAGIC = b"OCJ1"
+MAGIC_SEALED = b"OCJ2"
 FIELDS = (
     "id", "fixmedins_code", "msgid", "infno", "psam_no", "card_sn", "content_hash", "request", "err_code",
     "http_status", "response", "received_at", "completed_at",
 )  # fmt: skip
-COLS = ", ".join(FIELDS)
+SEALED_FIELDS = ("data_key_version", "request_enc", "response_enc")
+COLS = ", ".join(FIELDS + SEALED_FIELDS)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
@@ -132,9 +141,19 @@ def _field(name: str, v: Any) -> bytes:
     raise TypeError(f"{name}: unexpected {type(v).__name__}")
 
 
+def _sealed(row: Row) -> bool:
+    try:
+        return row["data_key_version"] is not None
+    except KeyError:  # a row read without the columns of version 2 (a clear row by definition)
+        return False
+
+
 def encode_row(row: Row) -> bytes:
-    """The canonical encoding of a journal row's immutable fields."""
-    return MAGIC + b"".join(_field(name, row[name]) for name in FIELDS)
+    """The canonical encoding of a journal row's immutable fields (version 2 for a sealed row)."""
+    clear = b"".join(_field(name, row[name]) for name in FIELDS)
+    if not _sealed(row):
+        return MAGIC + clear
+    return MAGIC_SEALED + clear + b"".join(_field(name, row[name]) for name in SEALED_FIELDS)
 
 
 def chain_hash(prev_hash: bytes, row: Row) -> bytes:

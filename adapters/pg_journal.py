@@ -56,10 +56,14 @@ def card_of(r: Any) -> Card:
 # accepted atc, raised only upwards. All in the claim's transaction, so they commit, or not, together.
 _CLAIM_BATCH = (
     "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],"  # noqa: S608
-    " $7::text[], $8::date[], $9::bigint[], $10::integer[], $11::boolean[]) WITH ORDINALITY AS"
-    " i(code, msgid, infno, psam_no, card_sn, content_hash, request, day, tseq, atc, fresh, ord)),"
-    " claimed AS (INSERT INTO journal (fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request)"
-    " SELECT code, msgid, infno, psam_no, card_sn, content_hash, request::jsonb FROM input ORDER BY ord"
+    " $7::text[], $8::date[], $9::bigint[], $10::integer[], $11::boolean[], $12::bytea[], $13::integer[])"
+    " WITH ORDINALITY AS"
+    " i(code, msgid, infno, psam_no, card_sn, content_hash, request, day, tseq, atc, fresh, request_enc, key_version,"
+    " ord)),"
+    " claimed AS (INSERT INTO journal (fixmedins_code, msgid, infno, psam_no, card_sn, content_hash, request,"
+    " request_enc, data_key_version)"
+    " SELECT code, msgid, infno, psam_no, card_sn, content_hash, request::jsonb, request_enc, key_version"
+    " FROM input ORDER BY ord"
     " ON CONFLICT (fixmedins_code, msgid) DO NOTHING RETURNING id, fixmedins_code, msgid),"
     " mine AS (SELECT i.*, cl.id AS journal_id FROM input i"
     " JOIN claimed cl ON cl.fixmedins_code = i.code AND cl.msgid = i.msgid),"
@@ -79,7 +83,8 @@ _CLAIM_BATCH = (
 
 class ClaimIn(NamedTuple):
     """One claim: the idempotency key, what the row records, the day of the card's usage to read, and the
-    replay state to take (`atc` None for a card-less request; nothing is taken unless `fresh`)."""
+    replay state to take (`atc` None for a card-less request; nothing is taken unless `fresh`). The request is
+    in clear (`request_json`) or sealed (`request_enc` under data key `data_key_version`, request_json None)."""
 
     fixmedins_code: str
     msgid: str
@@ -87,11 +92,13 @@ class ClaimIn(NamedTuple):
     psam_no: str
     card_sn: str | None
     content_hash: bytes
-    request_json: str
+    request_json: str | None
     card_day: date | None
     tseq: int = 0
     atc: int | None = None
     fresh: bool = False
+    request_enc: bytes | None = None
+    data_key_version: int | None = None
 
 
 class ClaimOut(NamedTuple):

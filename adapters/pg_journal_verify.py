@@ -1,5 +1,7 @@
 """`journal verify`: recompute the journal's hash chain (all of it, or one local day's stretch) and name the first
-row whose link, hash or content does not match (the chain: adapters/journal_codec.py)."""
+row whose link, hash or content does not match (the chain: adapters/journal_codec.py). After an archive
+(adapters/pg_journal_archive.py) the whole-chain walk starts at the checkpoint: the first remaining row must link
+to the last archived row's hash."""
 
 from __future__ import annotations
 
@@ -39,8 +41,9 @@ async def verify(pool: Pg, *, day: date | None = None, tz: tzinfo = UTC, stale_s
         if head is None:
             return VerifyResult(False, 0, None, "journal_chain head row is missing")
         window: tuple[datetime, datetime] | None = None
-        lo, hi = 1, head["last_seq"]
-        expect = GENESIS
+        cp = await conn.fetchrow("SELECT seq, last_id, hash FROM journal_checkpoint WHERE chain = $1", CHAIN)
+        lo, hi = (1, head["last_seq"]) if cp is None else (cp["seq"] + 1, head["last_seq"])
+        expect = GENESIS if cp is None else bytes(cp["hash"])
         if day is not None:
             window = (datetime.combine(day, time(0), tz), datetime.combine(day + timedelta(days=1), time(0), tz))
             span = await conn.fetchrow(
@@ -51,15 +54,19 @@ async def verify(pool: Pg, *, day: date | None = None, tz: tzinfo = UTC, stale_s
             assert span is not None  # an aggregate always answers one row
             lo, hi = span["lo"] or 1, span["hi"] or 0
             if lo > 1 and hi >= lo:
-                before = await conn.fetchrow("SELECT row_hash FROM journal WHERE chain_seq = $1", lo - 1)
+                before = await conn.fetchval("SELECT row_hash FROM journal WHERE chain_seq = $1", lo - 1)
                 first = await conn.fetchval("SELECT id FROM journal WHERE chain_seq = $1", lo)
+                if before is None and cp is not None and cp["seq"] == lo - 1:
+                    before = cp["hash"]  # the row before was archived: the checkpoint holds its hash
                 if before is None:
                     return VerifyResult(False, 0, first, f"chain_seq {lo - 1} before this row is missing")
-                expect = bytes(before["row_hash"])
+                expect = bytes(before)
         stale = await _unsealed(conn, window, stale_s)
         res = await _walk(conn, lo, hi, expect)
         ok, rows, broken, reason, last = res
         if ok and day is None:
+            if last[1] is None and cp is not None and last[0] == head["last_seq"]:
+                last = (last[0], cp["last_id"], last[2])  # every sealed row archived: the checkpoint is the head
             if (last[0], last[1]) != (head["last_seq"], head["last_id"]) or last[2] != bytes(head["last_hash"]):
                 ok, broken = False, head["last_id"]
                 reason = (

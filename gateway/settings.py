@@ -66,6 +66,10 @@ class Settings:
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None
     operator_cache_s: float = 1.0
+    # Issue 11 item 9, personal data at rest: journal bodies sealed with a data key; retention of DONE rows.
+    journal_encryption: bool = True  # false: bodies in clear (must be said explicitly when no data key is set)
+    journal_keys_json: str | None = field(default=None, repr=False)  # data keys as JSON (else the key file)
+    journal_retention_days: int | None = None  # archive-then-delete DONE rows older than this; None: keep forever
     # issue 11 item 3, TLS to the insurance core (an https core_url; hostname verification is always on)
     core_ca_file: str | None = None  # CA bundle (PEM) the core's certificate must chain to; None: the system store
     core_client_cert: str | None = None  # the gateway's certificate (PEM) for mTLS to the core; with its key
@@ -118,6 +122,10 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_ADMIN_HOST": ("admin_host", str),
     "ONECARD_ADMIN_PORT": ("admin_port", int),
     "ONECARD_OPERATOR_CACHE_S": ("operator_cache_s", float),
+    # issue 11 item 9
+    "ONECARD_JOURNAL_ENCRYPTION": ("journal_encryption", bool),
+    "ONECARD_JOURNAL_KEYS": ("journal_keys_json", str),
+    "ONECARD_JOURNAL_RETENTION_DAYS": ("journal_retention_days", int),
     # issue 11 item 3, TLS to the insurance core
     "ONECARD_CORE_CA_FILE": ("core_ca_file", str),
     "ONECARD_CORE_CLIENT_CERT": ("core_client_cert", str),
@@ -226,6 +234,8 @@ def load_settings(
         errors.append("admin_port: must be in 0..65535")
     if not 0 <= s.operator_cache_s <= 1:
         errors.append("operator_cache_s: must be in 0..1 (seconds a revoked token may still be honoured)")
+    if s.journal_retention_days is not None and s.journal_retention_days < 1:  # issue 11 item 9
+        errors.append("journal_retention_days: must be at least 1 (or unset: keep forever)")
     errors += _core_tls_errors(s)
     if s.max_in_flight < 1 or s.host_workers < 1:  # issue 11 items 7 and 8
         errors.append("max_in_flight, host_workers: must be at least 1")

@@ -28,6 +28,7 @@ import aiohttp
 import asyncpg
 import orjson
 
+from gateway.domain.sealed import RESPONSE, DataKeyRing, UnreadableRecord, dev_ring, open_sealed, row_ad
 from loadtest.runner import Trace
 
 # Refusals decided before the journal claim (SPEC §5 order: envelope, registry and sign-in, MAC1/TAC, msgid).
@@ -113,8 +114,11 @@ async def check_run(
     world: dict[str, Any] | None = None,
     fresh_core: bool = False,
     drain_s: float = 30.0,
+    data_keys: DataKeyRing | None = None,
 ) -> CheckResult:
-    """Check a run's traces against the journal (PostgreSQL at `pg_dsn`) and the core simulator."""
+    """Check a run's traces against the journal (PostgreSQL at `pg_dsn`) and the core simulator; sealed answers
+    are opened with `data_keys` (default: the development ring a `--dev` gateway seals with)."""
+    keys = data_keys or dev_ring()
     res = CheckResult(requests=len(traces))
     msgids = [t.msgid for t in traces]
     pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
@@ -124,7 +128,9 @@ async def check_run(
         journal = {
             (r["fixmedins_code"], r["msgid"]): r
             for r in await pool.fetch(
-                "SELECT fixmedins_code, msgid, state, err_code, response FROM journal WHERE msgid = ANY($1)", msgids
+                "SELECT fixmedins_code, msgid, state, err_code, response, response_enc FROM journal"
+                " WHERE msgid = ANY($1)",
+                msgids,
             )
         }
         # Accounts compare everything the gateway ever posted for the run's database, not only the traced
@@ -154,7 +160,7 @@ async def check_run(
         if row["state"] == "UNKNOWN":
             res.problem("unknown_left", f"settlement {key[1]} is still UNKNOWN")
     for t in traces:
-        _check_journal(res, t, journal.get((t.fixmedins_code, t.msgid)))
+        _check_journal(res, t, journal.get((t.fixmedins_code, t.msgid)), keys)
         if t.infno in _SETTLES:
             _check_settlement(
                 res, t, settlements.get((t.fixmedins_code, t.msgid)), core.get((t.fixmedins_code, t.msgid))
@@ -169,7 +175,7 @@ async def check_run(
     return res
 
 
-def _check_journal(res: CheckResult, t: Trace, row: Any) -> None:
+def _check_journal(res: CheckResult, t: Trace, row: Any, keys: DataKeyRing) -> None:
     if t.outcome in NOT_JOURNALED or t.outcome.startswith("HTTP_"):
         return
     if row is None:
@@ -181,6 +187,13 @@ def _check_journal(res: CheckResult, t: Trace, row: Any) -> None:
     if (row["err_code"] or "OK") != t.outcome:
         res.problem("journal_outcome", f"{t.msgid}: terminal saw {t.outcome}, journal holds {row['err_code'] or 'OK'}")
     raw = row["response"]
+    if row["response_enc"] is not None:  # sealed (issue 11 item 9): compare the bytes it opens to
+        try:
+            ad = row_ad(RESPONSE, row["fixmedins_code"], row["msgid"])
+            raw = open_sealed(keys.cipher, bytes(row["response_enc"]), ad)
+        except UnreadableRecord as exc:
+            res.problem("journal_sealed", f"{t.msgid}: {exc}")
+            return
     if t.response_sha256 is not None and raw is not None and hashlib.sha256(bytes(raw)).digest() != t.response_sha256:
         res.problem("journal_bytes", f"{t.msgid}: the journaled response differs from the bytes sent")
 

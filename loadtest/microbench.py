@@ -87,7 +87,27 @@ def pure(n: int) -> list[tuple[str, float]]:
     ]
     person = PersonYear(inscp_ytd=50000, fund_paid_ytd=0, balance=200000)
     out.append(("settlement split, 4 lines, banded", per_op(lambda: split(lines, policy, person, acct_limit=None), n)))
+    out += _sealing(body, n)
     return out
+
+
+def _sealing(request: bytes, n: int) -> list[tuple[str, float]]:
+    """Issue 11 item 9: what sealing adds per settlement (the request at its claim, the answer at completion)."""
+    from adapters.journal_sealing import JournalSealing
+    from gateway.domain.sealed import dev_ring
+
+    sealing = JournalSealing(dev_ring())
+    text, answer = request.decode(), b'{"infcode":0,"output":{"setlinfo":{"psn_name":"x"}}}'.ljust(1024, b" ")
+    code, msgid = "H33020000018", "H33020000018202612011200000001"
+    sealed = sealing.seal_response(code, msgid, answer)
+
+    def both() -> object:
+        return sealing.seal_request(code, msgid, text), sealing.seal_response(code, msgid, answer)
+
+    return [
+        (f"journal sealing: {len(request)} B request + 1 KiB answer (AES-256-GCM)", per_op(both, n)),
+        ("journal opening: the 1 KiB answer (a retry)", per_op(lambda: sealing.open_response(code, msgid, sealed), n)),
+    ]
 
 
 async def e2e(count: int) -> dict[str, Any]:

@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     jv.add_argument("--stale-s", type=float, default=60.0, help="report DONE rows unsealed for longer (default 60)")
     jv.add_argument("--config", help="settings file (TOML)")
     jv.set_defaults(func=commands.journal_verify)
+    # issue 11 item 9: retention
+    ja = jrsub.add_parser("archive", help="archive DONE rows completed before a date to a file, then delete them")
+    ja.add_argument("--before", metavar="DATE", type=_date, help="local date (default: today - journal_retention_days)")
+    ja.add_argument("--out", required=True, metavar="FILE", help="the archive (JSON lines); never overwritten")
+    ja.add_argument("--config", help="settings file (TOML)")
+    ja.set_defaults(func=commands.journal_archive)
 
     add_admin_parser(sub)  # issue 11 items 5-6: admin user ..., admin audit verify
 

@@ -190,6 +190,44 @@ def journal_verify(args: argparse.Namespace) -> int:
         return asyncio.run(go())
 
 
+def journal_archive(args: argparse.Namespace) -> int:
+    """`onecard journal archive` (issue 11 item 9): archive-then-delete; 0 done, 1 chain broken, 2 usage."""
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from gateway.bootstrap.commands import JournalArchiveRefused, archive_journal
+    from gateway.settings import load_settings
+
+    settings = load_settings(args.config, os.environ)
+    tz = ZoneInfo(settings.timezone)
+    day = args.before
+    if day is None:
+        if settings.journal_retention_days is None:
+            raise ConfigError("--before DATE is needed: journal_retention_days is not set (the journal is kept)")
+        day = datetime.now(tz).date() - timedelta(days=settings.journal_retention_days)
+    out = Path(args.out)
+    if out.exists():
+        raise ConfigError(f"{out} exists: an archive is never overwritten")
+
+    async def go() -> int:
+        try:
+            res = await archive_journal(settings, before=datetime.combine(day, time(0), tz), out=out)
+        except JournalArchiveRefused as exc:
+            print(f"journal archive REFUSED, nothing written or deleted: {exc}")
+            return 1
+        if res.rows == 0:
+            print(f"journal archive: no sealed row completed before {day.isoformat()}; nothing archived")
+        else:
+            print(
+                f"journal archive: {res.rows} rows (seq {res.from_seq}..{res.to_seq}) written to {res.path} and"
+                f" deleted; checkpoint seq {res.to_seq} {res.checkpoint_hash}"
+            )
+        return 0
+
+    with needs_postgres(settings.pg_dsn):
+        return asyncio.run(go())
+
+
 def reconcile(args: argparse.Namespace) -> int:
     """`onecard reconcile`: an institution's totals and breaks, against the core with --core-url."""
     from zoneinfo import ZoneInfo

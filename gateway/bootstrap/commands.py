@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, tzinfo
+from datetime import date, datetime, tzinfo
+from pathlib import Path
 
 from adapters.pg_audit import PgAuditTrail
 from adapters.pg_feed_writer import PgFeedWriter
+from adapters.pg_journal_archive import ArchiveRefused, ArchiveResult, archive
 from adapters.pg_journal_verify import VerifyResult, verify
 from adapters.pg_migrate import create_database
 from adapters.pg_operators import PgOperators
@@ -34,6 +36,20 @@ async def verify_journal(settings: Settings, *, day: date | None, tz: tzinfo, st
     """`onecard journal verify`: the hash chain recomputed (all of it, or one day's stretch)."""
     async with command_pg(settings) as pg:
         return await verify(pg.bulk, day=day, tz=tz, stale_s=stale_s)
+
+
+async def archive_journal(settings: Settings, *, before: datetime, out: Path) -> ArchiveResult:
+    """`onecard journal archive` (issue 11 item 9): DONE rows completed before `before` to `out`, then deleted.
+
+    Raises:
+        FileExistsError: `out` exists.
+        JournalArchiveRefused: the chain does not verify where it would be archived.
+    """
+    async with command_pg(settings) as pg:
+        return await archive(pg.bulk, before, out)
+
+
+JournalArchiveRefused = ArchiveRefused
 
 
 @asynccontextmanager

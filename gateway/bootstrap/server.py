@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from adapters.journal_sealing import JournalSealing
 from adapters.local_rate_limiter import LocalRateLimiter
 from adapters.pg_audit import PgAuditTrail
 from adapters.pg_claims import PgJournal
@@ -58,7 +59,7 @@ from gateway.keys import (
     SETTINGS,
     STATUS,
 )
-from gateway.keystore import load_keys
+from gateway.keystore import load_data_keys, load_keys
 from gateway.pipeline.context import Deps
 from gateway.pipeline.reversals import ReversalWorker
 from gateway.pipeline.service import Gateway
@@ -77,6 +78,9 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
     keys = load_keys(s)
     app[MASTER_KEYS] = keys
     app[STATUS]["keys"] = "ok" if keys.ids else "missing"
+    data_keys = load_data_keys(s)  # issue 11 item 9: refused (exit 2) before anything opens, like the keys
+    sealing = JournalSealing(data_keys) if data_keys is not None else None
+    app[STATUS]["journal_encryption"] = "ok" if s.journal_encryption else "disabled (journal_encryption = false)"
     core_context = core_tls(s, s.core_url)  # issue 11 item 3: TLS files checked before anything is written
     world = None
     if s.world_file:
@@ -117,7 +121,13 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
                 settings=s,
                 clock=SystemClock(ZoneInfo(s.timezone)),
                 registry=PgRegistry(pg),
-                journal=PgJournal(pg, batch_slots=s.journal_batch_slots, batch_max=s.journal_batch_max),
+                journal=PgJournal(
+                    pg,
+                    batch_slots=s.journal_batch_slots,
+                    batch_max=s.journal_batch_max,
+                    sealing=sealing,
+                    seal_new=s.journal_encryption,
+                ),
                 settlements=PgSettlements(pg),
                 reversals=PgReversalQueue(pg),
                 lists_of_record=PgListsOfRecord(pg),
@@ -132,6 +142,11 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
                 limiter=None if rate_limits is None else LocalRateLimiter(rate_limits, share=s.host_workers),
             )
             gateway = app[GATEWAY] = Gateway(deps)
+            if data_keys is not None:
+                log.info("journal bodies sealed with data key v%d (held: %s)", data_keys.current_version,
+                         ", ".join(f"v{v}" for v in data_keys.versions))  # fmt: skip
+            else:
+                log.warning("journal bodies stored in clear (journal_encryption = false)")
             if s.dev_mode:
                 log.warning(
                     "DEVELOPMENT MODE: development keys accepted%s",

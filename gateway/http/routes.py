@@ -104,7 +104,9 @@ async def readyz(request: web.Request) -> web.Response:
     node = request.app[NODE]
     checks["node"] = "lapsed: no node id held" if node.lapsed else "ok"
     checks["background"] = request.app[BACKGROUND].status
-    ready = all(v == "ok" for v in checks.values())
+    # Issue 11 item 9: shown, not a readiness condition (clear storage is an explicit setting, not a fault).
+    checks["journal_encryption"] = request.app[STATUS].get("journal_encryption", "ok")
+    ready = all(v == "ok" for k, v in checks.items() if k != "journal_encryption")
     body = {"ready": ready, "checks": checks, "node_id": node.node_id}
     return web.json_response(body, status=200 if ready else 503)
 

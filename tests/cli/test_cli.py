@@ -80,6 +80,18 @@ class TestServe:
         assert r.returncode == 2
         assert "no master keys" in r.stderr
 
+    def test_no_journal_data_key_without_dev(self):
+        """Production master keys but no journal data key (and encryption not turned off): exit 2 naming both
+        ways out (issue 11 item 9)."""
+        keys = json.dumps(
+            [{"alg": "SM4", "kv": 2, "purpose": p, "hex": h} for p, h in (("PUR", "11" * 16), ("TAC", "22" * 16))]
+        )
+        env = {"ONECARD_KEYS": keys, "ONECARD_JOURNAL_KEYS": "", "ONECARD_KEYS_FILE": ""}
+        r = run("serve", "--port", str(free_port()), env=env, timeout=60)
+        assert r.returncode == 2
+        assert "no journal data key" in r.stderr
+        assert "journal_encryption = false" in r.stderr
+
     @pytest.mark.slow
     async def test_serve_and_core_sim_processes(self, tmp_path: Path):
         """`onecard core-sim` and `onecard serve --dev --world` run as processes and become ready."""
@@ -98,6 +110,7 @@ class TestServe:
                     "redis": "ok",
                     "blacklist": "ok",
                     "keys": "ok",
+                    "journal_encryption": "ok",  # issue 11 item 9
                     "node": "ok",
                     "background": "ok",
                 }

@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 import orjson
 
+from gateway.domain.sealed import REQUEST, RESPONSE, dev_ring, open_sealed, row_ad
 from loadtest.terminal import CALL_SERVICE, SHANGHAI, Built, SimCard, Terminal
 from rules.params import PinCaps, Policy
 from rules.policy import PolicyBook
@@ -269,8 +270,23 @@ async def settlement_rows(dsn: str, code: str, msgid: str) -> list[dict[str, Any
 
 
 async def journal_rows(dsn: str, code: str, msgid: str) -> list[dict[str, Any]]:
-    """journal rows of (fixmedins_code, msgid)."""
-    return await pg_rows(dsn, "SELECT * FROM journal WHERE fixmedins_code = $1 AND msgid = $2", code, msgid)
+    """journal rows of (fixmedins_code, msgid); sealed bodies opened with the development data key into
+    `request` (text) and `response` (bytes), as a clear row has them."""
+    rows = await pg_rows(dsn, "SELECT * FROM journal WHERE fixmedins_code = $1 AND msgid = $2", code, msgid)
+    return [open_row(r) for r in rows]
+
+
+def open_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A journal row with its sealed bodies (if any) opened with the development data key."""
+    if r.get("request_enc") is None:
+        return r
+    keys = dev_ring()
+    code, msgid = r["fixmedins_code"], r["msgid"]
+    out = dict(r)
+    out["request"] = open_sealed(keys.cipher, bytes(r["request_enc"]), row_ad(REQUEST, code, msgid)).decode()
+    if r["response_enc"] is not None:
+        out["response"] = open_sealed(keys.cipher, bytes(r["response_enc"]), row_ad(RESPONSE, code, msgid))
+    return out
 
 
 # -- requests ------------------------------------------------------------------------------------------
