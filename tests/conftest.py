@@ -32,7 +32,7 @@ TODAY = date.today()  # noqa: DTZ011 - card validity is a local calendar date, a
 @pytest.fixture(scope="session")
 def world() -> dict[str, Any]:
     """A deterministic seed world shared by the session."""
-    return generate(persons=600, seed=20261127)
+    return generate(persons=1200, seed=20261127)
 
 
 @pytest.fixture(scope="session")
