@@ -61,6 +61,12 @@ class Settings:
     redis_timeout_s: float = 1.0  # every Redis command, connecting included; never retried
     node_id: int | None = None  # this process's id in minted ids; None: lease the lowest free one
     node_lease_s: float = 30.0  # a node id not renewed for this long may be taken by another process
+    # issue 11 items 1-2, TLS on the terminal listener (README "TLS and client certificates"): PEM files, reloaded
+    # on SIGHUP. With tls_client_ca a client certificate chained to it is required and names the institution.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    tls_client_crl: str | None = None
 
 
 # environment variable → (field, parser)
@@ -101,6 +107,11 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
     "ONECARD_NODE_ID": ("node_id", int),
     "ONECARD_NODE_LEASE_S": ("node_lease_s", float),
+    # issue 11 items 1-2: TLS
+    "ONECARD_TLS_CERT": ("tls_cert", str),
+    "ONECARD_TLS_KEY": ("tls_key", str),
+    "ONECARD_TLS_CLIENT_CA": ("tls_client_ca", str),
+    "ONECARD_TLS_CLIENT_CRL": ("tls_client_crl", str),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -198,6 +209,19 @@ def load_settings(
         errors.append(f"node_id: must be in 0..{MAX_NODE_ID}")
     if s.node_lease_s < 3 * s.pg_timeout_s:
         errors.append(f"node_lease_s: must be at least 3 x pg_timeout_s ({3 * s.pg_timeout_s:g} s)")
+    errors += _tls_errors(s)  # issue 11 items 1-2
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
+
+
+def _tls_errors(s: Settings) -> list[str]:
+    """Which TLS files go together (issue 11 items 1-2); whether each can be read is gateway/tls.py's check."""
+    errors = []
+    if (s.tls_cert is None) != (s.tls_key is None):
+        errors.append("tls_cert, tls_key: give both or neither")
+    if s.tls_client_ca is not None and s.tls_cert is None:
+        errors.append("tls_client_ca: client certificates need TLS (tls_cert and tls_key)")
+    if s.tls_client_crl is not None and s.tls_client_ca is None:
+        errors.append("tls_client_crl: needs tls_client_ca (the CRL is of the client CA)")
+    return errors

@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default 1). With N > 1 they share the port via SO_REUSEPORT under a supervisor"
         " that restarts any that dies, and /metrics answers with the sum over all workers",
     )
+    # issue 11 items 1-2: TLS on the terminal port (README "TLS and client certificates"); SIGHUP reloads the files
+    s.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate chain; $ONECARD_TLS_CERT")
+    s.add_argument("--tls-key", metavar="FILE", help="its PEM private key, unencrypted; $ONECARD_TLS_KEY")
+    s.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="require a client certificate chained to this PEM CA, naming the institution; $ONECARD_TLS_CLIENT_CA",
+    )
+    s.add_argument("--client-crl", metavar="FILE", help="PEM CRL of that CA, checked; $ONECARD_TLS_CLIENT_CRL")
     s.set_defaults(func=commands.serve)
 
     c = sub.add_parser("core-sim", help="run the insurance-core simulator")

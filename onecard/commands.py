@@ -28,6 +28,10 @@ def serve(args: argparse.Namespace) -> int:
         core_url=args.core_url,
         world_file=args.world,
         dev_mode=True if args.dev else None,
+        tls_cert=args.tls_cert,  # issue 11 items 1-2
+        tls_key=args.tls_key,
+        tls_client_ca=args.client_ca,
+        tls_client_crl=args.client_crl,
     )
     if args.world:
         _check_world(args.world)

@@ -10,6 +10,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.domain.codes import ResultCode
+from gateway.http.client_cert import client_institution
 from gateway.http.errors import terminal_error
 from gateway.keys import BACKGROUND, DATABASE, GATEWAY, LIST_LOOKUP, LOCAL_BLACKLIST, METRICS, NODE, SETTINGS, STATUS
 
@@ -34,7 +35,9 @@ async def call_service(request: web.Request) -> web.Response:
             return _too_large(request, limit, t0)
         chunks.append(chunk)
     body = b"".join(chunks)
-    reply, core_s = await gw.handle(body)
+    # issue 11 item 2: with client certificates required, the envelope must name the certificate's institution
+    bound = client_institution(request) if request.app[SETTINGS].tls_client_ca is not None else None
+    reply, core_s = await gw.handle(body, client_institution=bound)
     us = int((time.perf_counter() - t0 - core_s) * 1e6)
     return web.Response(
         body=reply.body,
