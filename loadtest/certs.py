@@ -98,9 +98,7 @@ class CertAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
         )
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -138,7 +136,10 @@ class CertAuthority:
         builder = builder.last_update(now - timedelta(minutes=1)).next_update(now + 7 * DAY)
         for serial in revoked:
             builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - timedelta(minutes=1)).build()
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(now - timedelta(minutes=1))
+                .build()
             )
         return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
@@ -163,3 +164,41 @@ def client_context(ca_file: Path, cert: Path | None = None, key: Path | None = N
     if cert is not None:
         ctx.load_cert_chain(str(cert), str(key) if key is not None else None)
     return ctx
+
+
+@dataclass(frozen=True)
+class BenchPki:
+    """`onecard bench gateway --tls`: the files of a throwaway PKI under the bench's working folder."""
+
+    ca_file: Path
+    server_cert: Path
+    server_key: Path
+    folder: Path
+    probe_code: str  # the institution whose certificate readiness probes present
+
+    def serve_args(self) -> list[str]:
+        """The `onecard serve` options that turn TLS and client certificates on."""
+        return [
+            "--tls-cert",
+            str(self.server_cert),
+            "--tls-key",
+            str(self.server_key),
+            "--client-ca",
+            str(self.ca_file),
+        ]
+
+    def client(self, code: str) -> ssl.SSLContext:
+        """A client context presenting institution `code`'s certificate."""
+        return client_context(self.ca_file, self.folder / f"client-{code}.crt", self.folder / f"client-{code}.key")
+
+
+def bench_pki(folder: Path, codes: list[str]) -> BenchPki:
+    """A CA, a loopback server certificate and one client certificate (SAN URI) per institution, in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = CertAuthority("onecard bench CA")
+    ca_file = folder / "ca.crt"
+    ca_file.write_bytes(ca.cert_pem())
+    cert, key = ca.server().write(folder, "server")
+    for code in codes:
+        ca.client(code).write(folder, f"client-{code}")
+    return BenchPki(ca_file, cert, key, folder, codes[0])

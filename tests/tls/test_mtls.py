@@ -54,7 +54,9 @@ async def handshake(server: TestServer, ctx: ssl.SSLContext) -> None:
 
 
 class TestMutualTls:
-    async def test_settlement_over_mtls(self, fleet: Fleet, tls_server: TestServer, pki: Pki, settings, catalogue_codes):
+    async def test_settlement_over_mtls(
+        self, fleet: Fleet, tls_server: TestServer, pki: Pki, settings, catalogue_codes
+    ):
         """Institution A (named in its certificate's SAN URI) signs in and settles over HTTPS: OK, MAC2 good, one
         journal row."""
         ctx = pki.client("a")
@@ -91,7 +93,8 @@ class TestMutualTls:
         status, resp = await post(tls_server, pki.client("a"), orjson.dumps(b.body))
         assert status == 403
         assert (resp["infcode"], resp["err_code"]) == (-2, "CLIENT_CERT_MISMATCH"), resp
-        assert pki.code_a in resp["err_msg"] and pki.code_b in resp["err_msg"]
+        assert pki.code_a in resp["err_msg"]
+        assert pki.code_b in resp["err_msg"]
         assert "mac2" not in (resp.get("dev_safe_info") or {})
         assert await journal_rows(settings.pg_dsn, pki.code_b, b.body["msgid"]) == []
         status, resp = await post(tls_server, pki.client("b"), orjson.dumps(b.body))

@@ -46,7 +46,12 @@ class TestSettings:
 
     def test_environment_names(self):
         """ONECARD_TLS_* fill the four settings."""
-        env = {"ONECARD_TLS_CERT": "c", "ONECARD_TLS_KEY": "k", "ONECARD_TLS_CLIENT_CA": "a", "ONECARD_TLS_CLIENT_CRL": "r"}
+        env = {
+            "ONECARD_TLS_CERT": "c",
+            "ONECARD_TLS_KEY": "k",
+            "ONECARD_TLS_CLIENT_CA": "a",
+            "ONECARD_TLS_CLIENT_CRL": "r",
+        }
         s = load_settings(None, env)
         assert (s.tls_cert, s.tls_key, s.tls_client_ca, s.tls_client_crl) == ("c", "k", "a", "r")
 
@@ -174,7 +179,7 @@ class TestAlerts:
 
 def _peer(subject_cn: str | None, uris: list[str]) -> dict[str, object]:
     subject = ((("organizationName", "x"),),) + (((("commonName", subject_cn),),) if subject_cn else ())
-    return {"subject": subject, "subjectAltName": tuple(("URI", u) for u in uris) + (("DNS", "his.example"),)}
+    return {"subject": subject, "subjectAltName": (*(("URI", u) for u in uris), ("DNS", "his.example"))}
 
 
 class TestInstitutionOf:
