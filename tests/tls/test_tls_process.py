@@ -111,6 +111,7 @@ class TestServeTls:
         assert await live.status("/healthz", "a") == 200
         assert {s.proc.pid, *s.workers()} == pids  # reloaded, not restarted
         await until(lambda: s.logged("TLS reloaded"), "the reload in the log")
+        assert not s.logged("Traceback"), "\n".join(s.log)  # refused handshakes are not errors of the gateway
 
     async def test_plain_http_gets_no_answer(self, served: tuple[Served, Live]):
         """Plain HTTP to the TLS port gets no HTTP answer."""
