@@ -78,6 +78,12 @@ class Settings:
     rate_limits_file: str | None = None  # TOML with a [rate_limits] table; None: no rate limits
     host_workers: int = 1  # worker processes of this host (set by `serve --workers N`): each takes rate/N
     max_in_flight: int = 1000  # terminal requests in flight per process; past shares of it, load is shed
+    # issue 11 items 1-2, TLS on the terminal listener (README "TLS and client certificates"): PEM files, reloaded
+    # on SIGHUP. With tls_client_ca a client certificate chained to it is required and names the institution.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    tls_client_crl: str | None = None
 
 
 # environment variable → (field, parser)
@@ -132,6 +138,11 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_CORE_CLIENT_KEY": ("core_client_key", str),
     "ONECARD_RATE_LIMITS_FILE": ("rate_limits_file", str),  # issue 11 item 7
     "ONECARD_MAX_IN_FLIGHT": ("max_in_flight", int),  # issue 11 item 8
+    # issue 11 items 1-2: TLS
+    "ONECARD_TLS_CERT": ("tls_cert", str),
+    "ONECARD_TLS_KEY": ("tls_key", str),
+    "ONECARD_TLS_CLIENT_CA": ("tls_client_ca", str),
+    "ONECARD_TLS_CLIENT_CRL": ("tls_client_crl", str),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -239,6 +250,7 @@ def load_settings(
     errors += _core_tls_errors(s)
     if s.max_in_flight < 1 or s.host_workers < 1:  # issue 11 items 7 and 8
         errors.append("max_in_flight, host_workers: must be at least 1")
+    errors += _tls_errors(s)  # issue 11 items 1-2
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
@@ -258,4 +270,16 @@ def _core_tls_errors(s: Settings) -> list[str]:
     tls = [n for n in _CORE_TLS_FILES if getattr(s, n) is not None]
     if tls and scheme != "https":
         errors.append(f"{', '.join(tls)}: set, but core_url is not https (the link to the core would be plaintext)")
+    return errors
+
+
+def _tls_errors(s: Settings) -> list[str]:
+    """Which TLS files go together (issue 11 items 1-2); whether each can be read is gateway/tls.py's check."""
+    errors = []
+    if (s.tls_cert is None) != (s.tls_key is None):
+        errors.append("tls_cert, tls_key: give both or neither")
+    if s.tls_client_ca is not None and s.tls_cert is None:
+        errors.append("tls_client_ca: client certificates need TLS (tls_cert and tls_key)")
+    if s.tls_client_crl is not None and s.tls_client_ca is None:
+        errors.append("tls_client_crl: needs tls_client_ca (the CRL is of the client CA)")
     return errors

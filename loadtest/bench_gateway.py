@@ -3,12 +3,16 @@
     onecard bench gateway --duration 60 --workers 2 --concurrency 64
     onecard bench gateway --duration 60 --workers 2 --rate 1000      # open model: 1,000 arrivals per second
     onecard bench gateway --rate-limit loadtest/rate_limits.toml     # rate limits on (issue 11 item 7)
+    onecard bench gateway --duration 60 --workers 2 --tls            # the gateway over HTTPS with mTLS
 
 Starts the core simulator, `onecard serve --workers N` and the pass-through (loadtest/passthrough.py, also N
 processes), then drives (a) the pass-through and (b) the gateway with the same fleet, scenario mix (2207
 settlements by default) and model, and prints for each: throughput, whole-request latency percentiles, the
 gateway's own latency (X-Gateway-Latency-Us), CPU seconds per request by process group, and last a line
 `ratio: X` (b's throughput over a's). Results (JSON and plot per phase) go to --out. Asserts nothing.
+With --tls the gateway phase runs over HTTPS with client certificates (a throwaway CA, server certificate and one
+client certificate per institution under --workdir/tls); the pass-through stays plain HTTP, so TLS's cost is the
+gateway phase of a --tls run against the same without it.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 from coresim.app import new_event_loop
 from loadtest import report
+from loadtest.certs import bench_pki
 from loadtest.check import check_run
 from loadtest.cpu import CpuMeter
 from loadtest.main import _common, _machine, _world, check_line, drive, guarded
@@ -43,19 +50,35 @@ def _cpu_line(used: dict[str, float], requests: int) -> str:
 
 
 async def _phase(
-    name: str, url: str, world: dict[str, Any], args: argparse.Namespace, rate: Any, meter: CpuMeter, sign_in: bool
+    name: str,
+    url: str,
+    world: dict[str, Any],
+    args: argparse.Namespace,
+    rate: Any,
+    meter: CpuMeter,
+    sign_in: bool,
+    tls_for: Callable[[str], ssl.SSLContext] | None,
 ) -> tuple[Recorder, dict[str, float]]:
     print(f"({name}) {url}: {args.warmup:.0f} s warm-up + {args.duration:.0f} s ...", flush=True)
     meter.start()
-    rec, _fleet = await drive(url, world, parse_mix(args.mix), args, rate=rate, sign_in=sign_in)
+    rec, _fleet = await drive(url, world, parse_mix(args.mix), args, rate=rate, sign_in=sign_in, tls_for=tls_for)
     return rec, meter.stop()
 
 
 async def _run(args: argparse.Namespace, world: dict[str, Any], world_path: Path, rate: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with AsyncExitStack() as exits:
+        tls = None
+        if args.tls:
+            tls = bench_pki(Path(args.workdir) / "tls", [i["fixmedins_code"] for i in world["institutions"]])
         stack = await start_stack(
-            exits, world_path, Path(args.workdir), workers=args.workers, passthrough=True, extra_env=_limit_env(args)
+            exits,
+            world_path,
+            Path(args.workdir),
+            workers=args.workers,
+            passthrough=True,
+            tls=tls,
+            extra_env=_limit_env(args),
         )
         print(f"started: {args.workers} gateway and {args.workers} pass-through processes, core simulator,"
               f" PostgreSQL {stack.pg_kind}, Redis {stack.redis_kind}")  # fmt: skip
@@ -67,7 +90,8 @@ async def _run(args: argparse.Namespace, world: dict[str, Any], world_path: Path
             assert url is not None
             trees = {"core": stack.pids["core"], phase: stack.pids["gateway" if sign_in else "passthrough"]}
             meter = CpuMeter(trees, names, {"load generator": os.getpid()})
-            rec, cpu = await _phase(phase, url, world, args, rate, meter, sign_in)
+            tls_for = stack.tls_for if sign_in else None
+            rec, cpu = await _phase(phase, url, world, args, rate, meter, sign_in, tls_for)
             out[phase] = (rec, cpu)
         rec = out["gateway"][0]
         if not args.no_check:
@@ -122,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         " and refuses none, so the run measures the limiter's cost",
     )
     ap.add_argument("--max-in-flight", type=int, help="the gateway's bound on requests in flight per process")
+    ap.add_argument("--tls", action="store_true", help="the gateway over HTTPS with client certificates (see above)")
     args = ap.parse_args(argv)
     if args.rate_limit:
         try:
@@ -150,6 +175,7 @@ def _bench(args: argparse.Namespace, rate: Any) -> int:
         f"settings: model={args.model} rate={args.rate} concurrency={args.concurrency} workers={args.workers}"
         f" mix={args.mix} warmup={args.warmup:.0f}s duration={args.duration:.0f}s persons={args.persons}"
         f" rate_limit={args.rate_limit} max_in_flight={args.max_in_flight}"
+        f" tls={'mTLS' if args.tls else 'off'}"
     )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         res = runner.run(_run(args, world, world_path, rate))

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import platform
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable
@@ -94,6 +95,7 @@ async def drive(
     rate: Any = None,
     state: dict[str, Any] | None = None,
     sign_in: bool = True,
+    tls_for: Callable[[str], ssl.SSLContext] | None = None,
 ) -> tuple[Recorder, Fleet]:
     """Sign the fleet in (unless `sign_in` is false: the pass-through has no sessions), then run the model for
     warm-up + duration seconds."""
@@ -108,7 +110,7 @@ async def drive(
         fleet.load_state(state)
     planner = Planner(fleet, world, mix, seed=args.seed)
     total = args.warmup + args.duration
-    sender = Sender(url, connections=max(int(peak), args.concurrency, 64) * 2)
+    sender = Sender(url, connections=max(int(peak), args.concurrency, 64) * 2, tls_for=tls_for)
     try:
         if sign_in:
             await sender.sign_in_all(fleet.all_sites)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,23 +57,41 @@ class Recorder:
 class Sender:
     """POSTs terminal requests to the gateway over a pool of keep-alive connections."""
 
-    def __init__(self, base_url: str, *, connections: int, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connections: int,
+        timeout_s: float = 30.0,
+        tls_for: Callable[[str], ssl.SSLContext] | None = None,
+    ) -> None:
         self.url = yarl.URL(base_url.rstrip("/") + CALL_SERVICE)
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        self.connections, self.timeout_s = connections, timeout_s
+        # With client certificates (bench --tls) each institution has a pool of its own, with its certificate.
+        self.tls_for = tls_for
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self.session = self._session(None)
+
+    def _session(self, ctx: ssl.SSLContext | None) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=60, ssl=ctx or True),
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pools."""
         await self.session.close()
+        for s in self.sessions.values():
+            await s.close()
 
     async def call(self, body: dict[str, Any]) -> tuple[int, bytes, str | None]:
         """Status, body and the X-Gateway-Latency-Us header of one request."""
-        async with self.session.post(
-            self.url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
-        ) as r:
+        session = self.session
+        if self.tls_for is not None:
+            code = body["fixmedins_code"]
+            session = self.sessions.get(code) or self.sessions.setdefault(code, self._session(self.tls_for(code)))
+        async with session.post(self.url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}) as r:
             return r.status, await r.read(), r.headers.get("X-Gateway-Latency-Us")
 
     async def sign_in_all(self, sites: list[Any], parallel: int = 32) -> None:

@@ -12,10 +12,12 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from adapters.pg_migrate import create_database
+from loadtest.certs import BenchPki
 from onecard.localinfra import ensure_postgres, ensure_redis
 
 READY_S = 60.0
@@ -50,16 +53,19 @@ class Stack:
     redis_kind: str
     passthrough_url: str | None = None
     pids: dict[str, int] = field(default_factory=dict)  # "gateway", "core", "passthrough" -> root pid
+    tls_for: Callable[[str], ssl.SSLContext] | None = None  # with TLS: an institution's client context
 
 
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+async def _wait_ready(
+    url: str, proc: subprocess.Popen[bytes], what: str, log: Path, ssl_context: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + READY_S
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}:\n{_tail(log)}")
             try:
-                async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=2), ssl=ssl_context or True) as r:
                     if r.status == 200:
                         return
             except (aiohttp.ClientError, OSError, TimeoutError):
@@ -120,9 +126,11 @@ async def start_stack(
     workers: int = 1,
     passthrough: bool = False,
     extra_env: dict[str, str] | None = None,
+    tls: BenchPki | None = None,
 ) -> Stack:
     """Start the core simulator and the gateway (and the pass-through) and register their shutdown on `exits`.
-    `workdir` (which must exist) holds their logs and any embedded server's data.
+    `workdir` (which must exist) holds their logs and any embedded server's data. With `tls` the gateway serves
+    HTTPS and requires client certificates of that PKI (`stack.tls_for` gives each institution's client context).
 
     Raises:
         RuntimeError: a process did not become ready (with the tail of its log).
@@ -155,13 +163,17 @@ async def start_stack(
     args = ["onecard", "serve", "--port", str(gw_port), "--world", str(world_path), "--dev"]
     if workers != 1:
         args += ["--workers", str(workers)]
+    if tls is not None:
+        args += tls.serve_args()
     gw = _spawn(args, gw_log, gw_env)
     exits.callback(_stop, gw)
-    gw_url = f"http://127.0.0.1:{gw_port}"
-    await _wait_ready(gw_url + "/readyz", gw, "the gateway", gw_log)
+    gw_url = f"{'https' if tls else 'http'}://127.0.0.1:{gw_port}"
+    probe = tls.client(tls.probe_code) if tls is not None else None
+    await _wait_ready(gw_url + "/readyz", gw, "the gateway", gw_log, ssl_context=probe)
     stack = Stack(
         gw_url, core_url, dsn, rd.url, prefix, pg.source, rd.source, pids={"gateway": gw.pid, "core": core.pid}
     )
+    stack.tls_for = tls.client if tls is not None else None
     if passthrough:
         pt_port = free_port()
         pt_log = workdir / f"passthrough-{run_id}.log"

@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     # issue 11 item 4: the admin listener (default $ONECARD_ADMIN_HOST/PORT; none: admin paths on --port)
     s.add_argument("--admin-host", help="admin listener host (default $ONECARD_ADMIN_HOST or 127.0.0.1)")
     s.add_argument("--admin-port", type=int, help="serve /admin/* and /metrics here only (default $ONECARD_ADMIN_PORT)")
+    # issue 11 items 1-2: TLS on the terminal port (README "TLS and client certificates"); SIGHUP reloads the files
+    s.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate chain; $ONECARD_TLS_CERT")
+    s.add_argument("--tls-key", metavar="FILE", help="its PEM private key, unencrypted; $ONECARD_TLS_KEY")
+    s.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="require a client certificate chained to this PEM CA, naming the institution; $ONECARD_TLS_CLIENT_CA",
+    )
+    s.add_argument("--client-crl", metavar="FILE", help="PEM CRL of that CA, checked; $ONECARD_TLS_CLIENT_CRL")
     s.set_defaults(func=commands.serve)
 
     c = sub.add_parser("core-sim", help="run the insurance-core simulator")

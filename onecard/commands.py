@@ -30,6 +30,10 @@ def serve(args: argparse.Namespace) -> int:
         dev_mode=True if args.dev else None,
         admin_host=getattr(args, "admin_host", None),  # issue 11 item 4
         admin_port=getattr(args, "admin_port", None),
+        tls_cert=args.tls_cert,  # issue 11 items 1-2
+        tls_key=args.tls_key,
+        tls_client_ca=args.client_ca,
+        tls_client_crl=args.client_crl,
     )
     if args.world:
         _check_world(args.world)

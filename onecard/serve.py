@@ -13,11 +13,15 @@ import gc
 import json
 import logging
 import shutil
+import signal
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.domain.errors import ConfigError
 from gateway.settings import MAX_NODE_ID, Settings
+
+if TYPE_CHECKING:
+    from gateway.tls import ServerTls
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
@@ -35,6 +39,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         raise ConfigError(f"--admin-port {port} is the terminal port: the admin listener needs its own")
     if settings.node_id is not None and settings.node_id + workers - 1 > MAX_NODE_ID:
         raise ConfigError(f"node_id {settings.node_id} + {workers} workers passes the largest node id {MAX_NODE_ID}")
+    tls = terminal_tls(settings)  # issue 11 item 1: bad TLS files are exit 2 before anything starts
     if workers == 1:
         from aiohttp import web
 
@@ -42,7 +47,11 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
         app = create_app(settings)
         app.on_startup.append(freeze_startup_objects)
-        web.run_app(app, host=host, port=port, access_log=None, loop=new_event_loop())
+        loop = new_event_loop()
+        if tls is not None:
+            loop.add_signal_handler(signal.SIGHUP, tls.reload)
+        ssl_context = tls.context if tls is not None else None
+        web.run_app(app, host=host, port=port, access_log=None, loop=loop, ssl_context=ssl_context)
         return 0
     settings = dataclasses.replace(settings, host_workers=workers)  # each worker takes rate/N (issue 11 item 7)
     spec = {"settings": _settings_dict(settings), "host": host, "port": port}
@@ -54,6 +63,18 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         return asyncio.run(Supervisor(spec, workers, metrics_dir).run())
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def terminal_tls(settings: Settings) -> ServerTls | None:
+    """The terminal listener's TLS (reloaded on SIGHUP), or None for plain HTTP.
+
+    Raises:
+        ConfigError: a TLS file missing, unreadable, not PEM, or a key that is not the certificate's.
+    """
+    from gateway.tls import ServerTls, tls_files
+
+    files = tls_files(settings)
+    return ServerTls(files) if files is not None else None
 
 
 async def freeze_startup_objects(_app: Any) -> None:

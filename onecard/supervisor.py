@@ -58,6 +58,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop, sig)
+        if self.spec["settings"].get("tls_cert") is not None:  # issue 11 item 1: every worker reloads its TLS
+            loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
         slots = [asyncio.create_task(self._slot(i)) for i in range(self.workers)]
         killed = False
         try:
@@ -96,6 +98,13 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
 
+    def reload_tls(self) -> None:
+        """SIGHUP: each worker builds its TLS context again from the files (a worker starting now reads them)."""
+        log.info("SIGHUP: reloading TLS in %d workers", len(self.procs))
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGHUP)
+
     def _give_up(
         self, *, failure: str | None = None, config_error: str | None = None, dependency_error: str | None = None
     ) -> None:
@@ -123,7 +132,8 @@ class Supervisor:
                     self.first_ready += 1
                     if self.first_ready == self.workers:
                         host, port = self.spec["host"], self.spec["port"]
-                        log.info("serving on http://%s:%d with %d workers", host, port, self.workers)
+                        scheme = "https" if self.spec["settings"].get("tls_cert") else "http"
+                        log.info("serving on %s://%s:%d with %d workers", scheme, host, port, self.workers)
             rc = await proc.wait()
             del self.procs[index]
             _mark_dead(proc.pid, self.metrics_dir)

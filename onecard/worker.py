@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from gateway.bootstrap.exits import DependencyDown, needs_postgres
 from gateway.domain.errors import ConfigError
 from gateway.settings import Settings
-from onecard.serve import freeze_startup_objects, new_event_loop
+from onecard.serve import freeze_startup_objects, new_event_loop, terminal_tls
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -30,6 +30,9 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 
 def main() -> int:
     """Run one worker from the spec on stdin; its exit code (2 configuration, 3 dependency, as the CLI's)."""
+    # A SIGHUP (TLS reload, forwarded by the supervisor) before this worker's loop handles it changes nothing:
+    # the files are read after it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     spec = json.loads(sys.stdin.buffer.readline())
     logging.basicConfig(level=spec["log_level"], format=_LOG_FORMAT)
     status = os.fdopen(spec["status_fd"], "w", encoding="utf-8")
@@ -105,13 +108,17 @@ async def _worker(settings: Settings, host: str, port: int, on_ready: Callable[[
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     loop.add_reader(0, supervisor_gone)
+    tls = terminal_tls(settings)
+    if tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, tls.reload)
     app = create_app(settings)
     app.cleanup_ctx.append(_sample_metrics)
     app.on_startup.append(freeze_startup_objects)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
-        await web.TCPSite(runner, host, port, reuse_port=True).start()
+        ssl_context = tls.context if tls is not None else None
+        await web.TCPSite(runner, host, port, reuse_port=True, ssl_context=ssl_context).start()
         if not stop_requested.is_set():
             on_ready()
         await stop_requested.wait()  # until stop() cancels this task (or, its cancel swallowed, sets the event)

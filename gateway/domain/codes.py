@@ -9,6 +9,8 @@ class ResultCode(StrEnum):
     """Every outcome a terminal can be told; the value is the wire `err_code` (SPEC §5)."""
 
     OK = "OK"
+    # issue 11 item 2 (client certificates): the certificate names another institution than the envelope
+    CLIENT_CERT_MISMATCH = "CLIENT_CERT_MISMATCH"
     MALFORMED = "MALFORMED"
     TOO_LARGE = "TOO_LARGE"
     UNSUPPORTED_INFNO = "UNSUPPORTED_INFNO"
@@ -43,6 +45,7 @@ class ResultCode(StrEnum):
 # (infcode, HTTP status) per code: the only such table (SPEC §5).
 WIRE: dict[ResultCode, tuple[int, int]] = {
     ResultCode.OK: (0, 200),
+    ResultCode.CLIENT_CERT_MISMATCH: (-2, 403),  # issue 11 item 2
     ResultCode.MALFORMED: (-2, 400),
     ResultCode.TOO_LARGE: (-2, 413),
     ResultCode.UNSUPPORTED_INFNO: (-2, 200),

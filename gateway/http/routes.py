@@ -13,6 +13,7 @@ from gateway.domain.codes import ResultCode
 from gateway.domain.operators import Role
 from gateway.domain.txtypes import priority_of
 from gateway.http.access import allow
+from gateway.http.client_cert import client_institution
 from gateway.http.errors import terminal_error
 from gateway.http.shedding import shed_terminal
 from gateway.keys import (
@@ -50,13 +51,15 @@ async def call_service(request: web.Request) -> web.Response:
             return _too_large(request, limit, t0)
         chunks.append(chunk)
     body = b"".join(chunks)
+    # issue 11 item 2: with client certificates required, the envelope must name the certificate's institution
+    bound = client_institution(request) if request.app[SETTINGS].tls_client_ca is not None else None
     # Load shedding (issue 11 item 8): judged by the infno alone, before any parsing; never queued.
     gate = request.app[LOAD_GATE]
     priority = priority_of(body)
     if not gate.enter(priority):
         return shed_terminal(request, gate, priority)
     try:
-        reply, core_s = await gw.handle(body)
+        reply, core_s = await gw.handle(body, client_institution=bound)
     finally:
         gate.leave()
     us = int((time.perf_counter() - t0 - core_s) * 1e6)

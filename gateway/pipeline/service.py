@@ -50,15 +50,19 @@ class Gateway:
         self.refids = RefIds(deps.settings.gateway_region, deps.node)
         self.recovery = JournalRecovery(deps)
 
-    async def handle(self, body: bytes) -> tuple[Reply, float]:
-        """Process a request body; returns the reply and the seconds spent waiting for the core."""
+    async def handle(self, body: bytes, client_institution: str | None = None) -> tuple[Reply, float]:
+        """Process a request body; returns the reply and the seconds spent waiting for the core.
+
+        `client_institution`: with client certificates required, the `fixmedins_code` the verified certificate
+        names ("" when it names none); a request whose envelope names another is refused first (SPEC §5).
+        """
         t0 = time.perf_counter()
         txn = Txn(received=self.d.now())
         infno = "????"
         try:
             if self.d.node.lapsed:
                 raise DependencyUnavailable("this gateway process holds no node id (its lease lapsed)")
-            reply = await self._run(txn, body)
+            reply = await self._run(txn, body, client_institution)
         except DependencyUnavailable as exc:
             reply = self._unavailable(txn, exc)
         except Exception:  # a bug: answer INTERNAL with a trace id, never card data
@@ -115,9 +119,9 @@ class Gateway:
         except Exception:
             log.exception("could not journal the INTERNAL answer of msgid %s", env.msgid)
 
-    async def _run(self, txn: Txn, body: bytes) -> Reply:
+    async def _run(self, txn: Txn, body: bytes, client_institution: str | None) -> Reply:
         try:
-            outcome = await self._authenticate(txn, body)
+            outcome = await self._authenticate(txn, body, client_institution)
             if outcome is None:
                 outcome = await self._execute(txn)
         except StoredReply as stored:
@@ -149,12 +153,14 @@ class Gateway:
         assert ex.response is not None
         return Reply(ex.http_status or 200, ex.response, ResultCode(ex.err_code) if ex.err_code else ResultCode.OK)
 
-    async def _authenticate(self, txn: Txn, body: bytes) -> Outcome | None:
+    async def _authenticate(self, txn: Txn, body: bytes, client_institution: str | None) -> Outcome | None:
         """Envelope, registry, sign-in, cryptograms and idempotency. Returns an outcome to stop early."""
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise Declined(ResultCode.MALFORMED, "body: not valid UTF-8 JSON") from None
+        if client_institution is not None:
+            bound_to_certificate(obj, client_institution)
         # A NUL can only come from the escape \u0000 (orjson refuses raw control characters and lone surrogates).
         if b"\\u0000" in body and (where := nul_path(obj)) is not None:
             raise malformed(where, "contains a NUL character (\\u0000), which the journal cannot store")
@@ -252,3 +258,24 @@ class Gateway:
 
     def _skew_s(self, txn: Txn, env: Envelope) -> float:
         return abs((txn.received - env.inf_time.replace(tzinfo=self.d.tz)).total_seconds())
+
+
+def bound_to_certificate(obj: object, client_institution: str) -> None:
+    """SPEC §5, checked first: the envelope's `fixmedins_code` must be the one the client certificate names, so
+    nothing is checked, claimed or journaled as an institution the caller is not. An envelope without a
+    string `fixmedins_code` goes on to be refused MALFORMED by the envelope check, naming the field.
+
+    Raises:
+        Declined: CLIENT_CERT_MISMATCH.
+    """
+    if not isinstance(obj, dict):
+        return
+    code = obj.get("fixmedins_code")
+    if not isinstance(code, str) or code == client_institution:
+        return
+    if not client_institution:
+        raise Declined(ResultCode.CLIENT_CERT_MISMATCH, "the client certificate names no institution")
+    raise Declined(
+        ResultCode.CLIENT_CERT_MISMATCH,
+        f"fixmedins_code {code[:20]!r} is not the institution of the client certificate ({client_institution})",
+    )

@@ -194,11 +194,13 @@ async def test_locustfile_processes_share_nothing(tmp_path: Path):
     assert saved["atc"]
 
 
-def test_bench_gateway_prints_both_phases_and_the_ratio(tmp_path: Path):
-    """`onecard bench gateway`, tiny: both phases measured, the check ran, `ratio:` is the last line."""
+@pytest.mark.parametrize("tls", [[], ["--tls"]], ids=["plain", "mtls"])  # --tls: issue 11 items 1-2
+def test_bench_gateway_prints_both_phases_and_the_ratio(tmp_path: Path, tls: list[str]):
+    """`onecard bench gateway`, tiny: both phases measured, the check ran, `ratio:` is the last line; with --tls
+    the gateway phase settles over HTTPS with each institution's client certificate."""
     done = subprocess.run(
         [sys.executable, "-m", "onecard", "bench", "gateway", "--duration", "2", "--warmup", "1", "--concurrency", "4",
-         "--persons", "300", "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work")],
+         "--persons", "300", "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work"), *tls],
         capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -213,6 +215,9 @@ def test_bench_gateway_prints_both_phases_and_the_ratio(tmp_path: Path):
     assert gateway["outcomes"].get("OK", 0) > 0
     assert gateway["check"]["ok"] is True
     assert (tmp_path / "out" / "passthrough.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if tls:
+        assert any("tls=mTLS" in x for x in lines), done.stdout
+        assert any(x.startswith("(gateway) https://") for x in lines), done.stdout
 
 
 @pytest.mark.parametrize("command", [["bench", "gateway"], ["loadtest"]])
