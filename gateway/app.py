@@ -5,6 +5,8 @@ from is the composition root's business (`gateway.bootstrap.server`), run as the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from gateway.bootstrap.admin_listener import admin_listener
@@ -22,9 +24,13 @@ from gateway.http.shedding import shedding_middleware
 from gateway.keys import LOAD_GATE, METRICS, SETTINGS, STATUS
 from gateway.settings import Settings
 
+if TYPE_CHECKING:
+    from gateway.tls import ServerTls
 
-def create_app(settings: Settings) -> web.Application:
-    """A gateway application; resources are opened on start-up and closed in reverse on clean-up."""
+
+def create_app(settings: Settings, *, admin_tls: ServerTls | None = None) -> web.Application:
+    """A gateway application; resources are opened on start-up and closed in reverse on clean-up. `admin_tls`:
+    the admin listener's TLS when the caller built it (to reload it on SIGHUP); else built from the settings."""
     apart = settings.admin_port is not None
     # One listener for all (no admin port): /metrics stays open there, as before the admin listener existed.
     access = [] if apart else [access_middleware(UNAVAILABLE_ERRORS, guard_metrics=False)]
@@ -47,7 +53,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(routes)
     app.router.add_routes(distribution_routes)
     if apart:
-        app.cleanup_ctx.append(admin_listener(create_admin_app))
+        app.cleanup_ctx.append(admin_listener(create_admin_app, admin_tls))
     else:
         _admin_surface(app)
     return app

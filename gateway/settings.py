@@ -84,6 +84,11 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     tls_client_crl: str | None = None
+    # issue 11 item 4, the admin listener's own TLS (README "Admin listener"): PEM files, reloaded on SIGHUP with
+    # the terminal's; with admin_tls_client_ca the operators' machines must present a certificate chained to it.
+    admin_tls_cert: str | None = None
+    admin_tls_key: str | None = None
+    admin_tls_client_ca: str | None = None
 
 
 # environment variable → (field, parser)
@@ -143,6 +148,10 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_TLS_KEY": ("tls_key", str),
     "ONECARD_TLS_CLIENT_CA": ("tls_client_ca", str),
     "ONECARD_TLS_CLIENT_CRL": ("tls_client_crl", str),
+    # issue 11 item 4: the admin listener's TLS
+    "ONECARD_ADMIN_TLS_CERT": ("admin_tls_cert", str),
+    "ONECARD_ADMIN_TLS_KEY": ("admin_tls_key", str),
+    "ONECARD_ADMIN_TLS_CLIENT_CA": ("admin_tls_client_ca", str),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -251,6 +260,7 @@ def load_settings(
     if s.max_in_flight < 1 or s.host_workers < 1:  # issue 11 items 7 and 8
         errors.append("max_in_flight, host_workers: must be at least 1")
     errors += _tls_errors(s)  # issue 11 items 1-2
+    errors += _admin_tls_errors(s)  # issue 11 item 4
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
@@ -282,4 +292,16 @@ def _tls_errors(s: Settings) -> list[str]:
         errors.append("tls_client_ca: client certificates need TLS (tls_cert and tls_key)")
     if s.tls_client_crl is not None and s.tls_client_ca is None:
         errors.append("tls_client_crl: needs tls_client_ca (the CRL is of the client CA)")
+    return errors
+
+
+def _admin_tls_errors(s: Settings) -> list[str]:
+    """Issue 11 item 4: the admin listener's TLS files go together, and only with an admin listener."""
+    errors = []
+    if (s.admin_tls_cert is None) != (s.admin_tls_key is None):
+        errors.append("admin_tls_cert, admin_tls_key: give both or neither")
+    if s.admin_tls_client_ca is not None and s.admin_tls_cert is None:
+        errors.append("admin_tls_client_ca: client certificates need TLS (admin_tls_cert and admin_tls_key)")
+    if s.admin_tls_cert is not None and s.admin_port is None:
+        errors.append("admin_tls_cert: needs admin_port (the admin paths are on the terminal port without it)")
     return errors

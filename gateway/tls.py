@@ -1,5 +1,6 @@
-"""TLS on the terminal listener (issue 11 items 1-2): the server's SSL context from the settings' PEM files, a
-client certificate required when a client CA is set (with its CRL honoured), reloaded from the files on SIGHUP."""
+"""TLS on the terminal listener (issue 11 items 1-2) and on the admin listener (item 4): a server's SSL context
+from the settings' PEM files, a client certificate required when a client CA is set (with its CRL honoured),
+reloaded from the files on SIGHUP."""
 
 from __future__ import annotations
 
@@ -23,12 +24,19 @@ TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 @dataclass(frozen=True, slots=True)
 class TlsFiles:
-    """The PEM files a listener's TLS is built from."""
+    """The PEM files a listener's TLS is built from; `setting` is the prefix of their settings' names (`tls`,
+    `admin_tls`), which every error names."""
 
     cert: str
     key: str
     client_ca: str | None = None
     client_crl: str | None = None
+    setting: str = "tls"
+
+    @property
+    def listener(self) -> str:
+        """Which listener, for the log."""
+        return "terminal" if self.setting == "tls" else "admin"
 
 
 def tls_files(settings: Settings) -> TlsFiles | None:
@@ -36,6 +44,13 @@ def tls_files(settings: Settings) -> TlsFiles | None:
     if settings.tls_cert is None or settings.tls_key is None:
         return None
     return TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca, settings.tls_client_crl)
+
+
+def admin_tls_files(settings: Settings) -> TlsFiles | None:
+    """The admin listener's own TLS files (issue 11 item 4), or None for plain HTTP there."""
+    if settings.admin_tls_cert is None or settings.admin_tls_key is None:
+        return None
+    return TlsFiles(settings.admin_tls_cert, settings.admin_tls_key, settings.admin_tls_client_ca, None, "admin_tls")
 
 
 def build_context(files: TlsFiles) -> ssl.SSLContext:
@@ -52,25 +67,26 @@ def build_context(files: TlsFiles) -> ssl.SSLContext:
     # No session tickets: a resumed session would skip the client certificate check after a CRL reload.
     ctx.options |= ssl.OP_NO_TICKET
     ctx.num_tickets = 0
-    _read_pem(files.cert, "tls_cert", "CERTIFICATE", x509.load_pem_x509_certificates)
-    _read_pem(files.key, "tls_key", "PRIVATE KEY", None)
+    p = files.setting
+    _read_pem(files.cert, f"{p}_cert", "CERTIFICATE", x509.load_pem_x509_certificates)
+    _read_pem(files.key, f"{p}_key", "PRIVATE KEY", None)
 
     def encrypted() -> NoReturn:  # OpenSSL would otherwise ask for a pass phrase on the terminal
-        raise ConfigError(f"tls_key {files.key}: the key is encrypted; give an unencrypted key file (mode 0600)")
+        raise ConfigError(f"{p}_key {files.key}: the key is encrypted; give an unencrypted key file (mode 0600)")
 
     try:
         ctx.load_cert_chain(files.cert, files.key, password=encrypted)
     except ssl.SSLError as exc:
         if "KEY_VALUES_MISMATCH" in str(exc):
-            raise ConfigError(f"tls_key {files.key} is not the key of tls_cert {files.cert}") from None
-        raise ConfigError(f"tls_cert {files.cert}, tls_key {files.key}: cannot load ({exc.reason})") from None
+            raise ConfigError(f"{p}_key {files.key} is not the key of {p}_cert {files.cert}") from None
+        raise ConfigError(f"{p}_cert {files.cert}, {p}_key {files.key}: cannot load ({exc.reason})") from None
     if files.client_ca is not None:
-        _read_pem(files.client_ca, "tls_client_ca", "CERTIFICATE", x509.load_pem_x509_certificates)
-        _load_verify(ctx, files.client_ca, "tls_client_ca")
+        _read_pem(files.client_ca, f"{p}_client_ca", "CERTIFICATE", x509.load_pem_x509_certificates)
+        _load_verify(ctx, files.client_ca, f"{p}_client_ca")
         ctx.verify_mode = ssl.CERT_REQUIRED
     if files.client_crl is not None:
-        _read_pem(files.client_crl, "tls_client_crl", "X509 CRL", x509.load_pem_x509_crl)
-        _load_verify(ctx, files.client_crl, "tls_client_crl")
+        _read_pem(files.client_crl, f"{p}_client_crl", "X509 CRL", x509.load_pem_x509_crl)
+        _load_verify(ctx, files.client_crl, f"{p}_client_crl")
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return ctx
 
@@ -117,7 +133,7 @@ class ServerTls:
         self.context = build_context(files)
         self._current = self.context
         self.context.sni_callback = self._select
-        log.info("TLS: certificate %s%s", describe(files.cert), _clients(files))
+        log.info("TLS (%s listener): certificate %s%s", files.listener, describe(files.cert), _clients(files))
 
     def _select(self, conn: ssl.SSLObject, _server_name: str | None, _ctx: ssl.SSLContext) -> None:
         if self._current is not self.context:
@@ -128,10 +144,12 @@ class ServerTls:
         try:
             fresh = build_context(self.files)
         except ConfigError as exc:
-            log.error("TLS reload failed, still serving the previous certificate: %s", exc)
+            log.error("TLS reload failed (%s listener), still serving the previous certificate: %s",
+                      self.files.listener, exc)  # fmt: skip
             return False
         self._current = fresh
-        log.info("TLS reloaded: certificate %s%s", describe(self.files.cert), _clients(self.files))
+        log.info("TLS reloaded (%s listener): certificate %s%s", self.files.listener, describe(self.files.cert),
+                 _clients(self.files))  # fmt: skip
         return True
 
 

@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="require a client certificate chained to this PEM CA, naming the institution; $ONECARD_TLS_CLIENT_CA",
     )
     s.add_argument("--client-crl", metavar="FILE", help="PEM CRL of that CA, checked; $ONECARD_TLS_CLIENT_CRL")
+    # issue 11 item 4: the admin listener's own certificate (README "Admin listener"); SIGHUP reloads it too
+    s.add_argument(
+        "--admin-tls-cert", metavar="FILE", help="admin port over HTTPS with this PEM chain; $ONECARD_ADMIN_TLS_CERT"
+    )
+    s.add_argument("--admin-tls-key", metavar="FILE", help="its PEM private key, unencrypted; $ONECARD_ADMIN_TLS_KEY")
+    s.add_argument(
+        "--admin-client-ca",
+        metavar="FILE",
+        help="admin clients need a certificate of this CA; $ONECARD_ADMIN_TLS_CLIENT_CA",
+    )
     s.set_defaults(func=commands.serve)
 
     c = sub.add_parser("core-sim", help="run the insurance-core simulator")

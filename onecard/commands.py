@@ -34,6 +34,9 @@ def serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.client_ca,
         tls_client_crl=args.client_crl,
+        admin_tls_cert=getattr(args, "admin_tls_cert", None),  # issue 11 item 4
+        admin_tls_key=getattr(args, "admin_tls_key", None),
+        admin_tls_client_ca=getattr(args, "admin_client_ca", None),
     )
     if args.world:
         _check_world(args.world)

@@ -40,16 +40,16 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     if settings.node_id is not None and settings.node_id + workers - 1 > MAX_NODE_ID:
         raise ConfigError(f"node_id {settings.node_id} + {workers} workers passes the largest node id {MAX_NODE_ID}")
     tls = terminal_tls(settings)  # issue 11 item 1: bad TLS files are exit 2 before anything starts
+    admin_tls = admin_listener_tls(settings)  # issue 11 item 4: the admin listener's, likewise
     if workers == 1:
         from aiohttp import web
 
         from gateway.app import create_app
 
-        app = create_app(settings)
+        app = create_app(settings, admin_tls=admin_tls)
         app.on_startup.append(freeze_startup_objects)
         loop = new_event_loop()
-        if tls is not None:
-            loop.add_signal_handler(signal.SIGHUP, tls.reload)
+        reload_on_sighup(loop, tls, admin_tls)
         ssl_context = tls.context if tls is not None else None
         web.run_app(app, host=host, port=port, access_log=None, loop=loop, ssl_context=ssl_context)
         return 0
@@ -75,6 +75,30 @@ def terminal_tls(settings: Settings) -> ServerTls | None:
 
     files = tls_files(settings)
     return ServerTls(files) if files is not None else None
+
+
+def admin_listener_tls(settings: Settings) -> ServerTls | None:
+    """The admin listener's own TLS (issue 11 item 4), or None (plain HTTP there, or no admin listener).
+
+    Raises:
+        ConfigError: as `terminal_tls`, naming the admin_tls_* setting.
+    """
+    from gateway.tls import ServerTls, admin_tls_files
+
+    files = admin_tls_files(settings)
+    return ServerTls(files) if files is not None else None
+
+
+def reload_on_sighup(loop: asyncio.AbstractEventLoop, *listeners: ServerTls | None) -> None:
+    """SIGHUP reloads every listener's TLS (one handler: a loop keeps one per signal)."""
+    held = [t for t in listeners if t is not None]
+
+    def reload() -> None:
+        for t in held:
+            t.reload()
+
+    if held:
+        loop.add_signal_handler(signal.SIGHUP, reload)
 
 
 async def freeze_startup_objects(_app: Any) -> None:

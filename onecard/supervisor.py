@@ -58,7 +58,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop, sig)
-        if self.spec["settings"].get("tls_cert") is not None:  # issue 11 item 1: every worker reloads its TLS
+        if any(self.spec["settings"].get(k) is not None for k in ("tls_cert", "admin_tls_cert")):  # issue 11 1, 4
             loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
         slots = [asyncio.create_task(self._slot(i)) for i in range(self.workers)]
         killed = False

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from gateway.bootstrap.exits import DependencyDown, needs_postgres
 from gateway.domain.errors import ConfigError
 from gateway.settings import Settings
-from onecard.serve import freeze_startup_objects, new_event_loop, terminal_tls
+from onecard.serve import admin_listener_tls, freeze_startup_objects, new_event_loop, reload_on_sighup, terminal_tls
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -109,9 +109,9 @@ async def _worker(settings: Settings, host: str, port: int, on_ready: Callable[[
         loop.add_signal_handler(sig, stop)
     loop.add_reader(0, supervisor_gone)
     tls = terminal_tls(settings)
-    if tls is not None:
-        loop.add_signal_handler(signal.SIGHUP, tls.reload)
-    app = create_app(settings)
+    admin_tls = admin_listener_tls(settings)  # issue 11 item 4
+    reload_on_sighup(loop, tls, admin_tls)
+    app = create_app(settings, admin_tls=admin_tls)
     app.cleanup_ctx.append(_sample_metrics)
     app.on_startup.append(freeze_startup_objects)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
