@@ -1,6 +1,7 @@
 """Blacklist distribution to terminals (SPEC §8.2): `GET /blacklist/delta?since=V` and `GET /blacklist/snapshot`.
 
-Both need a signed-in PSAM (`X-Psam-No`, `X-Sign-No`). Both carry an ETag; a poll whose If-None-Match still
+Both need a signed-in PSAM (`X-Psam-No`, `X-Sign-No`); with client certificates required (`tls_client_ca`), a PSAM
+of the institution the certificate names (else 403 CLIENT_CERT_MISMATCH, issue 11 item 2). Both carry an ETag; a poll whose If-None-Match still
 matches is answered 304 from the process's own applied version, without touching PostgreSQL, so a fleet of
 terminals polling an unchanged list costs almost nothing.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from gateway.domain.codes import ResultCode
+from gateway.http.client_cert import client_institution
 from gateway.http.errors import json_error
-from gateway.keys import DISTRIBUTION, GATEWAY, LOCAL_BLACKLIST
+from gateway.keys import DISTRIBUTION, GATEWAY, LOCAL_BLACKLIST, SETTINGS
 
 distribution_routes = web.RouteTableDef()
 
@@ -26,10 +29,24 @@ async def _signed_in(request: web.Request) -> web.Response | None:
     if not psam_no or not sign_no:
         return _error(401, "NOT_SIGNED_IN", "X-Psam-No and X-Sign-No headers are required")
     gw = request.app[GATEWAY]
+    bound = client_institution(request) if request.app[SETTINGS].tls_client_ca is not None else None
+    if bound is not None:  # checked first, as on the terminal route: a PSAM of another institution learns nothing
+        psam = await gw.d.registry.psam(psam_no)
+        if not bound or psam is None or psam.fixmedins_code != bound:
+            return _mismatch(psam_no, bound)
     sess = await gw.d.registry.session(sign_no)
     if sess is None or sess.psam_no != psam_no or sess.signed_out or sess.expires_at <= gw.d.now():
         return _error(401, "NOT_SIGNED_IN", "no valid sign-in session for this PSAM: sign in with 9001")
+    if bound is not None and sess.fixmedins_code != bound:  # a session opened as another institution
+        return _mismatch(psam_no, bound)
     return None
+
+
+def _mismatch(psam_no: str, bound: str) -> web.Response:
+    code = ResultCode.CLIENT_CERT_MISMATCH.value
+    if not bound:
+        return _error(403, code, "the client certificate names no institution")
+    return _error(403, code, f"PSAM {psam_no[:32]!r} is not of the institution of the client certificate ({bound})")
 
 
 async def _version(request: web.Request) -> int:

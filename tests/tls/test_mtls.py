@@ -145,3 +145,41 @@ class TestRefusedAtTheHandshake:
         ctx.set_ciphers("ALL:@SECLEVEL=0")
         with pytest.raises((ssl.SSLError, ConnectionError)):
             await handshake(tls_server, ctx)
+
+
+async def get(server: TestServer, ctx: ssl.SSLContext, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """GET over HTTPS on a fresh connection presenting `ctx`'s client certificate."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(str(server.make_url(path)), headers=headers, ssl=ctx) as r,
+    ):
+        return r.status, await r.read()
+
+
+class TestDistributionBound:
+    @pytest.mark.parametrize("path", ["/blacklist/delta?since=0", "/blacklist/snapshot"])
+    async def test_psam_of_another_institution_is_refused(
+        self, fleet: Fleet, tls_server: TestServer, pki: Pki, path: str
+    ):
+        """B's signed-in PSAM polls with B's certificate: 200. The same headers with A's certificate: 403
+        CLIENT_CERT_MISMATCH in the JSON error shape, naming both; an unregistered PSAM with A's certificate is
+        refused the same way, before its sign-in is looked at."""
+        t = await signed_in(fleet, tls_server, pki.client("b"), "pharmacy")
+        assert t.sign_no is not None
+        headers = {"X-Psam-No": t.psam_no, "X-Sign-No": t.sign_no}
+        status, _ = await get(tls_server, pki.client("b"), path, headers)
+        assert status == 200
+        for psam_no in (t.psam_no, "PSAM-NOT-REGISTERED"):
+            status, body = await get(tls_server, pki.client("a"), path, {**headers, "X-Psam-No": psam_no})
+            err = orjson.loads(body)
+            assert (status, set(err), err["err_code"]) == (403, {"err_code", "err_msg"}, "CLIENT_CERT_MISMATCH")
+            assert psam_no in err["err_msg"]
+            assert pki.code_a in err["err_msg"]
+
+    async def test_own_psam_still_needs_a_sign_in(self, fleet: Fleet, tls_server: TestServer, pki: Pki):
+        """A's certificate with A's PSAM but no valid sign-in: 401 NOT_SIGNED_IN, as without TLS."""
+        t = await signed_in(fleet, tls_server, pki.client("a"), "hospital")
+        status, body = await get(
+            tls_server, pki.client("a"), "/blacklist/snapshot", {"X-Psam-No": t.psam_no, "X-Sign-No": "S" * 20}
+        )
+        assert (status, orjson.loads(body)["err_code"]) == (401, "NOT_SIGNED_IN")
