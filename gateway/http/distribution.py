@@ -1,9 +1,9 @@
 """Blacklist distribution to terminals (SPEC §8.2): `GET /blacklist/delta?since=V` and `GET /blacklist/snapshot`.
 
-Both need a signed-in PSAM (`X-Psam-No`, `X-Sign-No`); with client certificates required (`tls_client_ca`), a PSAM
-of the institution the certificate names (else 403 CLIENT_CERT_MISMATCH, issue 11 item 2). Both carry an ETag; a poll whose If-None-Match still
-matches is answered 304 from the process's own applied version, without touching PostgreSQL, so a fleet of
-terminals polling an unchanged list costs almost nothing.
+Both need a signed-in PSAM (`X-Psam-No`, `X-Sign-No`); with client certificates required (`tls_client_ca`), a
+PSAM of the institution the certificate names (else 403 CLIENT_CERT_MISMATCH, issue 11 item 2). Both carry an
+ETag; a poll whose If-None-Match still matches is answered 304 from the process's own applied version, without
+touching PostgreSQL, so a fleet of terminals polling an unchanged list costs almost nothing.
 """
 
 from __future__ import annotations
