@@ -5,30 +5,12 @@ to the last archived row's hash."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from adapters.journal_codec import COLS, GENESIS, chain_hash
 from adapters.pg_journal_chain import CHAIN
 from adapters.pg_pool import Conn, Pg
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    """ok, or the first row whose link, hash or content does not match, and why.
-
-    Completed rows still waiting for the sealer longer than `stale_s` are counted in `unsealed`: a stopped
-    sealer, not a broken chain.
-    """
-
-    ok: bool
-    rows: int
-    first_broken_id: int | None = None
-    reason: str | None = None
-    unsealed: int = 0
-    oldest_unsealed_id: int | None = None
-    head_seq: int = 0
-    head_hash: str = ""
+from gateway.domain.chain import VerifyResult
 
 
 async def verify(pool: Pg, *, day: date | None = None, tz: tzinfo = UTC, stale_s: float = 60.0) -> VerifyResult:
@@ -83,6 +65,17 @@ async def verify(pool: Pg, *, day: date | None = None, tz: tzinfo = UTC, stale_s
         return VerifyResult(
             ok, rows, broken, reason, stale[0], stale[1], head["last_seq"], bytes(head["last_hash"]).hex()
         )
+
+
+class PgJournalVerifier:
+    """`verify` over a pool (`gateway.ports.reconcile.JournalVerifier`): the bulk view, for the admin route."""
+
+    def __init__(self, pool: Pg) -> None:
+        self.pool = pool
+
+    async def verify(self, *, day: date | None, tz: tzinfo, stale_s: float) -> VerifyResult:
+        """As `verify`."""
+        return await verify(self.pool, day=day, tz=tz, stale_s=stale_s)
 
 
 async def _walk(

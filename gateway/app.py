@@ -14,6 +14,7 @@ from gateway.bootstrap.server import UNAVAILABLE_ERRORS, server_resources
 from gateway.http.access import access_middleware
 from gateway.http.admin import admin_routes
 from gateway.http.audit import audit_routes
+from gateway.http.auditor import auditor_routes
 from gateway.http.distribution import distribution_routes
 from gateway.http.errors import error_middleware
 from gateway.http.feeds import feed_routes
@@ -78,3 +79,4 @@ def _admin_surface(app: web.Application) -> None:
     app.router.add_routes(admin_routes)
     app.router.add_routes(feed_routes)
     app.router.add_routes(audit_routes)
+    app.router.add_routes(auditor_routes)  # issue 11 item 5: journal verification and reconciliation

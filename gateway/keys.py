@@ -17,6 +17,7 @@ from gateway.pipeline.service import Gateway
 from gateway.ports.blacklist import CacheFreshness, DistributionReads, FeedWriter, ReadyListLookup
 from gateway.ports.health import Pingable
 from gateway.ports.operators import AuditTrail
+from gateway.ports.reconcile import JournalVerifier, ReconcileReads
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -36,3 +37,6 @@ DISTRIBUTION: web.AppKey[DistributionReads] = web.AppKey("distribution")  # what
 IDENTITIES = web.AppKey("identities", Identities)
 AUDIT_TRAIL: web.AppKey[AuditTrail] = web.AppKey("audit_trail")
 LOAD_GATE = web.AppKey("load_gate", LoadGate)  # issue 11 item 8: requests in flight, shedding by priority
+# Issue 11 item 5, the auditor's reads over HTTP: both on the bulk deadline (pg_bulk_timeout_s).
+RECONCILE_READS: web.AppKey[ReconcileReads] = web.AppKey("reconcile_reads")
+JOURNAL_VERIFIER: web.AppKey[JournalVerifier] = web.AppKey("journal_verifier")

@@ -12,12 +12,13 @@ from pathlib import Path
 from adapters.pg_audit import PgAuditTrail
 from adapters.pg_feed_writer import PgFeedWriter
 from adapters.pg_journal_archive import ArchiveRefused, ArchiveResult, archive
-from adapters.pg_journal_verify import VerifyResult, verify
+from adapters.pg_journal_verify import verify
 from adapters.pg_migrate import create_database
 from adapters.pg_operators import PgOperators
 from adapters.pg_reconcile import PgReconcileReads
 from gateway.bootstrap.stores import command_core, command_pg, migrate_database
 from gateway.domain.audit import AuditVerdict
+from gateway.domain.chain import VerifyResult
 from gateway.domain.reconcile import CoreRecord
 from gateway.ports.blacklist import FeedWriter
 from gateway.ports.operators import AuditTrail, OperatorAccounts

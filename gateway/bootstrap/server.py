@@ -23,10 +23,12 @@ from adapters.pg_claims import PgJournal
 from adapters.pg_distribution import PgDistribution
 from adapters.pg_feed_writer import PgFeedWriter
 from adapters.pg_journal_chain import run_sealer
+from adapters.pg_journal_verify import PgJournalVerifier
 from adapters.pg_lists import PgListsOfRecord
 from adapters.pg_nodes import NodeLease
 from adapters.pg_operators import PgOperators
 from adapters.pg_pool import RETRYABLE, UNAVAILABLE, Pg
+from adapters.pg_reconcile import PgReconcileReads
 from adapters.pg_registry import PgRegistry
 from adapters.pg_reversal_queue import PgReversalQueue
 from adapters.pg_settlements import PgSettlements
@@ -50,12 +52,14 @@ from gateway.keys import (
     FEED_WRITER,
     GATEWAY,
     IDENTITIES,
+    JOURNAL_VERIFIER,
     LIST_LOOKUP,
     LIST_WRITER,
     LOCAL_BLACKLIST,
     MASTER_KEYS,
     METRICS,
     NODE,
+    RECONCILE_READS,
     SETTINGS,
     STATUS,
 )
@@ -116,6 +120,8 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
             app[DISTRIBUTION] = PgDistribution(pg)
             app[IDENTITIES] = Identities(s, PgOperators(pg))  # issue 11: named operators, env tokens
             app[AUDIT_TRAIL] = PgAuditTrail(pg)
+            app[RECONCILE_READS] = PgReconcileReads(pg.bulk)  # issue 11 item 5: the auditor's reads
+            app[JOURNAL_VERIFIER] = PgJournalVerifier(pg.bulk)
             await start_blacklist(app, pg, redis, local, background)
             deps = Deps(
                 settings=s,
