@@ -64,10 +64,12 @@ def connection_cap(settings: Settings, fd_limit: int) -> int:
 
 
 class ConnectionGuard:
-    """The listener's protocol factory. Each accepted connection is counted until it closes. Until its first
-    request head is complete (its TLS handshake, done here, included) it is *waiting*: closed at the deadline,
-    and the oldest waiting one is closed to make room when the cap is reached. With none waiting, a connection
-    past the cap is answered 503 and closed."""
+    """The listener's protocol factory. A connection is admitted once connected (on the TLS port: once its
+    handshake is done) and counted in `open` until it closes. Until its first request head is complete it is
+    *waiting*: closed at the deadline (which runs from accept, so the handshake spends it too), and the oldest
+    waiting one is closed to make room for a newcomer past the cap; with none waiting, a newcomer is answered
+    503 and closed. TLS handshakes under way are counted in `handshaking`, bounded by the same deadline (the
+    loop's handshake timeout)."""
 
     def __init__(
         self,
@@ -75,29 +77,37 @@ class ConnectionGuard:
         max_connections: int,
         head_timeout_s: float,
         counts: ConnectionCounts,
-        tls: ssl.SSLContext | None = None,
+        *,
+        tls: bool = False,
     ) -> None:
         self.factory = factory
         self.max_connections = max_connections
         self.head_timeout_s = head_timeout_s
         self.counts = counts
         self.tls = tls
-        self.open = 0  # accepted and not yet closed, TLS handshakes under way included
+        self.open = 0
+        self.handshaking = 0
         self.refused = 0
         self.waiting: dict[_Guarded, None] = {}  # oldest first (dicts keep insertion order)
         self.loop = asyncio.get_running_loop()
         self._warned_at = -WARN_EVERY_S
 
     def __call__(self) -> asyncio.Protocol:
+        return _Guarded(self, self.factory())
+
+    def admit(self, conn: _Guarded) -> bool:
+        """Count a connection in, making room if need be; False: refused (none waiting to make room)."""
         if self.open >= self.max_connections:
             oldest = next(iter(self.waiting), None)
             if oldest is None:
-                return self._refuse()
+                self._refused()
+                return False
             oldest.drop("evicted")
         self.open += 1
-        return _Guarded(self, self.factory())
+        self.waiting[conn] = None
+        return True
 
-    def _refuse(self) -> asyncio.Protocol:
+    def _refused(self) -> None:
         self.refused += 1
         self.counts.connection_refused()
         now = self.loop.time()
@@ -107,64 +117,39 @@ class ConnectionGuard:
                 "max_connections %d reached, none idle: new connections answered 503 and closed (%d so far)",
                 self.max_connections, self.refused,
             )  # fmt: skip
-        return _Refused()
-
-
-class _Refused(asyncio.Protocol):
-    """A connection past the cap with none to make room: one 503 (in clear, even on the TLS port: no handshake
-    is spent on it) and closed."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tcp = cast(asyncio.Transport, transport)  # (uvloop's transports are not asyncio's classes)
-        tcp.write(REFUSAL)
-        tcp.close()
 
 
 class _Guarded(asyncio.Protocol):
-    """One counted connection handing every event to aiohttp's handler. Waiting (see ConnectionGuard) from
-    accept until its first request head is complete; on the TLS port it does the handshake itself (start_tls),
-    so that a connection still in its handshake can be closed too."""
+    """One connection, handing every event to aiohttp's handler once admitted."""
 
-    __slots__ = ("_guard", "_handshaking", "_head_seen", "_inner", "_raw", "_released", "_tail", "_timer", "_transport")
+    __slots__ = ("_guard", "_handshaking", "_head_seen", "_inner", "_state", "_tail", "_timer", "_transport")
 
     def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
         self._guard = guard
         self._inner = inner
-        self._raw: asyncio.Transport | None = None  # the TCP transport
-        self._transport: asyncio.BaseTransport | None = None  # what aiohttp's handler was given
-        self._released = self._head_seen = False
+        self._transport: asyncio.Transport | None = None
+        self._state = "new"  # new (TLS: handshaking) → open → closed; or new → refused | closed
+        self._head_seen = False
         self._tail = b""
-        self._handshaking: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference
         self._timer: asyncio.TimerHandle | None = guard.loop.call_later(guard.head_timeout_s, self.drop, "head_timeout")
-        guard.waiting[self] = None
+        self._handshaking = guard.tls
+        guard.handshaking += guard.tls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tcp = self._raw = cast(asyncio.Transport, transport)  # (uvloop's transports are not asyncio's classes)
-        if self._guard.tls is None:
-            self._made(tcp)
-        else:
-            tcp.pause_reading()  # the ClientHello waits for start_tls (which resumes reading)
-            self._handshaking = self._guard.loop.create_task(self._handshake(tcp, self._guard.tls))
-
-    async def _handshake(self, raw: asyncio.Transport, ctx: ssl.SSLContext) -> None:
-        # The deadline closes the raw transport first; the loop's own handshake timeout is a backstop.
-        timeout = self._guard.head_timeout_s + 1
-        try:
-            tls = await self._guard.loop.start_tls(raw, self, ctx, server_side=True, ssl_handshake_timeout=timeout)
-        except (OSError, TimeoutError):  # ssl.SSLError is an OSError; refused handshakes are not our errors
-            raw.close()
-            self._release()
+        tcp = cast(asyncio.Transport, transport)  # (uvloop's transports are not asyncio's classes)
+        if self._state == "closed":  # the deadline passed as the TLS handshake finished
+            tcp.close()
             return
-        finally:
-            self._handshaking = None
-        if tls is None or self._released:  # dropped while the handshake finished
-            (tls or raw).close()
+        self._end_handshake()
+        if not self._guard.admit(self):
+            self._state = "refused"
+            self._cancel_timer()
+            tcp.write(REFUSAL)
+            tcp.close()
             return
-        self._made(tls)
-
-    def _made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
-        self._inner.connection_made(transport)
+        self._state = "open"
+        self._transport = tcp
+        self._inner.connection_made(tcp)
 
     def data_received(self, data: bytes) -> None:
         if not self._head_seen:
@@ -175,11 +160,11 @@ class _Guarded(asyncio.Protocol):
                 self._cancel_timer()
             else:
                 self._tail = seen[-3:]
-        self._inner.data_received(data)
+        if self._state == "open":
+            self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        # (asyncio's start_tls reports the app protocol connected from the start: an EOF mid-handshake lands here)
-        return self._inner.eof_received() if self._transport is not None else None
+        return self._inner.eof_received() if self._state == "open" else None
 
     def pause_writing(self) -> None:
         self._inner.pause_writing()
@@ -188,28 +173,37 @@ class _Guarded(asyncio.Protocol):
         self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
-        if self._transport is not None:
+        admitted = self._transport is not None
+        self._close()
+        if admitted:
             self._inner.connection_lost(exc)
 
     def drop(self, reason: str) -> None:
-        """Close this connection, still waiting for its first request head: `head_timeout` or `evicted`."""
-        self._timer = None if reason == "head_timeout" else self._timer
-        if self._head_seen or self._released:
+        """Close this connection if it is still waiting for its first request head (`head_timeout`: at the
+        deadline, `evicted`: to make room)."""
+        if reason == "head_timeout":
+            self._timer = None
+        if self._head_seen or self._state in ("closed", "refused"):
             return
         self._guard.counts.connection_dropped(reason)
-        self._release()  # counted closed now: the socket goes as the loop closes it
-        if self._raw is not None:
-            self._raw.close()  # the client sees EOF; mid-handshake, start_tls fails and nothing more happens
-        if self._transport is not None and self._transport is not self._raw:
-            self._transport.close()
+        transport = self._transport
+        self._close()  # counted closed now; the socket goes as the loop closes it
+        if transport is not None:
+            transport.close()  # the client sees EOF
+        # else: still in its TLS handshake, which the loop aborts at this same deadline (ssl_handshake_timeout)
 
-    def _release(self) -> None:
-        if not self._released:
-            self._released = True
+    def _end_handshake(self) -> None:
+        if self._handshaking:
+            self._handshaking = False
+            self._guard.handshaking -= 1
+
+    def _close(self) -> None:
+        self._end_handshake()
+        if self._state == "open":
             self._guard.open -= 1
             self._guard.waiting.pop(self, None)
-            self._cancel_timer()
+        self._state = "closed"
+        self._cancel_timer()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -218,7 +212,8 @@ class _Guarded(asyncio.Protocol):
 
 
 class TerminalSite(web.BaseSite):
-    """The terminal port: aiohttp's TCP site with the guard as its protocol factory (doing TLS, if any)."""
+    """The terminal port: aiohttp's TCP site with the guard as its protocol factory and the TLS handshake bound
+    by the request-head deadline."""
 
     __slots__ = ("_host", "_port", "_reuse_port", "guard")
 
@@ -246,9 +241,11 @@ class TerminalSite(web.BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self.guard,  # which does the TLS handshake itself
+            self.guard,
             self._host,
             self._port,
+            ssl=self._ssl_context,
+            ssl_handshake_timeout=self.guard.head_timeout_s if self._ssl_context else None,
             backlog=self._backlog,
             reuse_port=self._reuse_port or None,
         )
@@ -275,7 +272,7 @@ async def start_terminal_site(
     assert server is not None, "runner.setup() first"
     limit = fd_limit if fd_limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     cap = connection_cap(settings, limit)
-    guard = ConnectionGuard(server, cap, settings.idle_request_timeout_s, counts, ssl_context)
+    guard = ConnectionGuard(server, cap, settings.idle_request_timeout_s, counts, tls=ssl_context is not None)
     counts.watch_connections(guard)
     site = TerminalSite(runner, guard, host, port, ssl_context=ssl_context, reuse_port=reuse_port)
     await site.start()

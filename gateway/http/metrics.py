@@ -42,6 +42,8 @@ class _Gated(Protocol):
 class _Listener(Protocol):
     @property
     def open(self) -> int: ...
+    @property
+    def handshaking(self) -> int: ...
 
 
 class Metrics:
@@ -160,7 +162,13 @@ class Metrics:
         # issue 11, bad input "10,000 idle connections" (onecard/listener.py): per connection, never per request
         self.connections_open = Gauge(
             "onecard_connections_open",
-            "Terminal connections open in this process, TLS handshakes under way included (workers: the sum)",
+            "Terminal connections open in this process (workers: the sum)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.connections_handshaking = Gauge(
+            "onecard_connections_handshaking",
+            "Terminal connections still in their TLS handshake, in this process (workers: the sum)",
             registry=r,
             multiprocess_mode="livesum",
         )
@@ -240,8 +248,9 @@ class Metrics:
         self.connections_dropped_total.labels(reason).inc()
 
     def watch_connections(self, listener: _Listener) -> None:
-        """Export the terminal listener's open connections, read at scrape time."""
+        """Export the terminal listener's open connections and TLS handshakes, read at scrape time."""
         self._watch(self.connections_open, lambda: listener.open)
+        self._watch(self.connections_handshaking, lambda: listener.handshaking)
 
     def _watch(self, gauge: Gauge, read: Callable[[], float]) -> None:
         # A scrape-time function lives in this process only, where another worker's scrape cannot call it:

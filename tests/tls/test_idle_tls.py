@@ -1,7 +1,7 @@
 """Idle connections on the TLS terminal port (issue 11, bad input "10,000 idle connections", the slowloris case):
-the listener of onecard/listener.py does the handshake itself, so a connection that never sends its ClientHello
-is closed at the request-head deadline and made room of at max_connections, and mTLS still names the
-institution (a settlement is answered 0 while the idle ones wait)."""
+through onecard/listener.py a connection that never sends its ClientHello is closed at the request-head deadline
+(the handshake timeout), one that completes its handshake and sends nothing too, or sooner to make room at
+max_connections; mTLS still names the institution, and a settlement is answered 0 while the idle ones wait."""
 
 from __future__ import annotations
 
@@ -45,13 +45,16 @@ class TestIdleTls:
     async def test_idle_flood_and_mtls_settlement(
         self, fleet: Fleet, tls_settings, pki: Pki, world, tmp_path, catalogue_codes
     ):
-        """max_connections 20, 80 TCP connections that never handshake: the oldest are closed to make room, and
-        institution A signs in and settles over mTLS (its certificate still names it); only that is journaled."""
+        """max_connections 20: 80 TCP connections that never handshake (held by the handshake deadline only)
+        and 40 that handshake and send nothing (the oldest closed to make room); institution A signs in and
+        settles over mTLS (its certificate still names it); only that is journaled."""
         tls = ServerTls(pki.files()).context
         async with guarded(tls_settings, world, tmp_path, tls, max_connections=20, idle_request_timeout_s=60) as g:
             idle = await open_idle(g.port, 80)
-            await until(lambda: g.metric("onecard_connections_dropped_total", reason="evicted") >= 60, "evictions")
+            await until(lambda: g.site.guard.handshaking == 80, "80 handshakes waiting")
             ctx = pki.client("a")
+            idle += [await asyncio.open_connection("127.0.0.1", g.port, ssl=ctx) for _ in range(40)]
+            await until(lambda: g.metric("onecard_connections_dropped_total", reason="evicted") >= 20, "evictions")
             t = await fleet.terminal("hospital", sign_in=False)
             assert t.fixmedins_code == pki.code_a
             status, resp = await post(g.url, ctx, t.sign_in().body)
@@ -61,6 +64,7 @@ class TestIdleTls:
             b = settlement(fleet, t, catalogue_codes)
             status, resp = await post(g.url, ctx, b.body)
             assert (status, resp["infcode"]) == (200, 0), resp
-            assert await closed_by_server(idle) >= 60
             assert g.site.guard.open <= 20
+            assert g.metric("onecard_connections_refused_total") == 0
+            assert await closed_by_server(idle) >= 20
             assert await journal_count(tls_settings.pg_dsn) == before + 1
