@@ -89,6 +89,10 @@ class Settings:
     admin_tls_cert: str | None = None
     admin_tls_key: str | None = None
     admin_tls_client_ca: str | None = None
+    # issue 11, bad input "10,000 idle connections" (README "Connections"): per process on the terminal port
+    max_connections: int = 4096  # open at once (lowered to what the open-file limit leaves); past it: 503, closed
+    idle_request_timeout_s: float = 10.0  # from accept to a complete first request head, TLS handshake included
+    keepalive_timeout_s: float = 15.0  # a keep-alive connection idle this long between requests is closed
 
 
 # environment variable → (field, parser)
@@ -152,6 +156,10 @@ _ENV: dict[str, tuple[str, type]] = {
     "ONECARD_ADMIN_TLS_CERT": ("admin_tls_cert", str),
     "ONECARD_ADMIN_TLS_KEY": ("admin_tls_key", str),
     "ONECARD_ADMIN_TLS_CLIENT_CA": ("admin_tls_client_ca", str),
+    # issue 11, bad input "10,000 idle connections"
+    "ONECARD_MAX_CONNECTIONS": ("max_connections", int),
+    "ONECARD_IDLE_REQUEST_TIMEOUT_S": ("idle_request_timeout_s", float),
+    "ONECARD_KEEPALIVE_TIMEOUT_S": ("keepalive_timeout_s", float),
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -261,6 +269,11 @@ def load_settings(
         errors.append("max_in_flight, host_workers: must be at least 1")
     errors += _tls_errors(s)  # issue 11 items 1-2
     errors += _admin_tls_errors(s)  # issue 11 item 4
+    if s.max_connections < 1:  # issue 11, bad input "10,000 idle connections"
+        errors.append("max_connections: must be at least 1")
+    errors += [
+        f"{n}: must be positive" for n in ("idle_request_timeout_s", "keepalive_timeout_s") if not getattr(s, n) > 0
+    ]
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s

@@ -39,19 +39,13 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         raise ConfigError(f"--admin-port {port} is the terminal port: the admin listener needs its own")
     if settings.node_id is not None and settings.node_id + workers - 1 > MAX_NODE_ID:
         raise ConfigError(f"node_id {settings.node_id} + {workers} workers passes the largest node id {MAX_NODE_ID}")
-    tls = terminal_tls(settings)  # issue 11 item 1: bad TLS files are exit 2 before anything starts
-    admin_tls = admin_listener_tls(settings)  # issue 11 item 4: the admin listener's, likewise
-    if workers == 1:
-        from aiohttp import web
+    # issue 11 items 1 and 4: bad TLS files are exit 2 before anything starts (each process checks them again)
+    terminal_tls(settings)
+    admin_listener_tls(settings)
+    if workers == 1:  # a worker's serving loop, unsupervised (its TLS files checked before anything starts)
+        from onecard.worker import _run_worker
 
-        from gateway.app import create_app
-
-        app = create_app(settings, admin_tls=admin_tls)
-        app.on_startup.append(freeze_startup_objects)
-        loop = new_event_loop()
-        reload_on_sighup(loop, tls, admin_tls)
-        ssl_context = tls.context if tls is not None else None
-        web.run_app(app, host=host, port=port, access_log=None, loop=loop, ssl_context=ssl_context)
+        _run_worker(settings, host, port, lambda: None, supervised=False)
         return 0
     settings = dataclasses.replace(settings, host_workers=workers)  # each worker takes rate/N (issue 11 item 7)
     spec = {"settings": _settings_dict(settings), "host": host, "port": port}

@@ -67,20 +67,26 @@ def main() -> int:
     return 0
 
 
-def _run_worker(settings: Settings, host: str, port: int, on_ready: Callable[[], None]) -> None:
+def _run_worker(
+    settings: Settings, host: str, port: int, on_ready: Callable[[], None], *, supervised: bool = True
+) -> None:
+    """Serve until SIGTERM/SIGINT; `supervised`: a worker (SO_REUSEPORT, EOF on stdin stops it); else the
+    single process of `onecard serve`."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(_worker(settings, host, port, on_ready))
+        runner.run(_worker(settings, host, port, on_ready, supervised=supervised))
 
 
-async def _worker(settings: Settings, host: str, port: int, on_ready: Callable[[], None]) -> None:
+async def _worker(
+    settings: Settings, host: str, port: int, on_ready: Callable[[], None], *, supervised: bool = True
+) -> None:
     """Start the gateway, report ready, serve until SIGTERM/SIGINT, shut down gracefully.
 
     Not `web.run_app`: its signal handlers raise, and a signal arriving while it cleans up after a failed start
     would break off that clean-up. Here a signal cancels this task once, and only before clean-up begins.
     """
-    from aiohttp import web
-
     from gateway.app import create_app
+    from gateway.keys import METRICS
+    from onecard.listener import raise_open_file_limit, start_terminal_site, terminal_runner
 
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -107,18 +113,34 @@ async def _worker(settings: Settings, host: str, port: int, on_ready: Callable[[
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    loop.add_reader(0, supervisor_gone)
+    if supervised:
+        loop.add_reader(0, supervisor_gone)
+    fd_limit = raise_open_file_limit()  # issue 11, "10,000 idle connections": README "Connections"
     tls = terminal_tls(settings)
     admin_tls = admin_listener_tls(settings)  # issue 11 item 4
     reload_on_sighup(loop, tls, admin_tls)
     app = create_app(settings, admin_tls=admin_tls)
     app.cleanup_ctx.append(_sample_metrics)
     app.on_startup.append(freeze_startup_objects)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = terminal_runner(app, settings)
     try:
         await runner.setup()
         ssl_context = tls.context if tls is not None else None
-        await web.TCPSite(runner, host, port, reuse_port=True, ssl_context=ssl_context).start()
+        site = await start_terminal_site(
+            runner,
+            settings,
+            app[METRICS],
+            host,
+            port,
+            ssl_context=ssl_context,
+            reuse_port=supervised,
+            fd_limit=fd_limit,
+        )
+        s = settings
+        log.info(
+            "serving on %s: at most %d connections (open-file limit %d), request head within %g s, keep-alive %g s",
+            site.name, site.guard.max_connections, fd_limit, s.idle_request_timeout_s, s.keepalive_timeout_s,
+        )  # fmt: skip
         if not stop_requested.is_set():
             on_ready()
         await stop_requested.wait()  # until stop() cancels this task (or, its cancel swallowed, sets the event)

@@ -39,6 +39,13 @@ class _Gated(Protocol):
     def in_flight(self) -> int: ...
 
 
+class _Listener(Protocol):
+    @property
+    def open(self) -> int: ...
+    @property
+    def handshaking(self) -> int: ...
+
+
 class Metrics:
     """The gateway's metrics in their own registry."""
 
@@ -152,6 +159,31 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # issue 11, bad input "10,000 idle connections" (onecard/listener.py): per connection, never per request
+        self.connections_open = Gauge(
+            "onecard_connections_open",
+            "Terminal connections open in this process (workers: the sum)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.connections_handshaking = Gauge(
+            "onecard_connections_handshaking",
+            "Terminal connections still in their TLS handshake, in this process (workers: the sum)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.connections_refused_total = Counter(
+            "onecard_connections_refused",
+            "Terminal connections answered 503 and closed: max_connections open, none of them idle",
+            registry=r,
+        )
+        self.connections_dropped_total = Counter(
+            "onecard_connections_dropped",
+            "Terminal connections closed before their first request head was complete (TLS handshake included):"
+            " head_timeout (idle_request_timeout_s passed), evicted (the oldest such, to make room at max_connections)",
+            ["reason"],
+            registry=r,
+        )
 
     # MetricsSink (gateway.ports.metrics): what the pipeline reports, in its own words.
     def request(self, infno: str, code: str, total_s: float, own_s: float) -> None:
@@ -206,6 +238,19 @@ class Metrics:
     def watch_in_flight(self, gate: _Gated) -> None:
         """Export the load gate's requests in flight, read at scrape time (issue 11 item 8)."""
         self._watch(self.in_flight, lambda: gate.in_flight)
+
+    def connection_refused(self) -> None:
+        """A terminal connection past max_connections."""
+        self.connections_refused_total.inc()
+
+    def connection_dropped(self, reason: str) -> None:
+        """A terminal connection closed before its first request head: `head_timeout` or `evicted`."""
+        self.connections_dropped_total.labels(reason).inc()
+
+    def watch_connections(self, listener: _Listener) -> None:
+        """Export the terminal listener's open connections and TLS handshakes, read at scrape time."""
+        self._watch(self.connections_open, lambda: listener.open)
+        self._watch(self.connections_handshaking, lambda: listener.handshaking)
 
     def _watch(self, gauge: Gauge, read: Callable[[], float]) -> None:
         # A scrape-time function lives in this process only, where another worker's scrape cannot call it:
