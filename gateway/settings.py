@@ -14,6 +14,7 @@ from gateway.domain.feeds import parse_feed_tokens
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/onecard"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CORE_TLS_FILES = ("core_ca_file", "core_client_cert", "core_client_key")  # issue 11 item 3
 MAX_NODE_ID = 9998  # node ids are 4 digits of every id the gateway mints (adapters/pg_nodes.py); 9999 = none
 
 
@@ -218,7 +219,7 @@ def load_settings(
         if env in environ:
             values[name] = _coerce(env, environ[env], str(_TYPES[name]), errors)
     values.update({key: value for key, value in overrides.items() if value is not None})
-    values.update({n: None for n in _CORE_TLS_FILES if values.get(n) == ""})  # an empty variable: unset
+    values.update({n: None for n in CORE_TLS_FILES if values.get(n) == ""})  # an empty variable: unset
     s = replace(Settings(), **values) if not errors else Settings()
     if s.freshness_s <= 0:
         errors.append("freshness_s: must be positive")
@@ -264,11 +265,11 @@ def load_settings(
         errors.append("operator_cache_s: must be in 0..1 (seconds a revoked token may still be honoured)")
     if s.journal_retention_days is not None and s.journal_retention_days < 1:  # issue 11 item 9
         errors.append("journal_retention_days: must be at least 1 (or unset: keep forever)")
-    errors += _core_tls_errors(s)
     if s.max_in_flight < 1 or s.host_workers < 1:  # issue 11 items 7 and 8
         errors.append("max_in_flight, host_workers: must be at least 1")
-    errors += _tls_errors(s)  # issue 11 items 1-2
-    errors += _admin_tls_errors(s)  # issue 11 item 4
+    from gateway.settings_tls import tls_errors  # it reads Settings: imported once this module is loaded
+
+    errors += tls_errors(s)  # issue 11 items 1-4
     if s.max_connections < 1:  # issue 11, bad input "10,000 idle connections"
         errors.append("max_connections: must be at least 1")
     errors += [
@@ -277,44 +278,3 @@ def load_settings(
     if errors:
         raise ConfigError("bad settings: " + "; ".join(errors))
     return s
-
-
-_CORE_TLS_FILES = ("core_ca_file", "core_client_cert", "core_client_key")
-
-
-def _core_tls_errors(s: Settings) -> list[str]:
-    """Issue 11 item 3: the core's URL scheme, and its TLS files only with https, the client pair whole."""
-    scheme = s.core_url.split("://", 1)[0].lower() if "://" in s.core_url else ""
-    if scheme not in ("http", "https"):
-        return ["core_url: must start with http:// or https://"]
-    errors = []
-    if (s.core_client_cert is None) != (s.core_client_key is None):
-        errors.append("core_client_cert, core_client_key: give both (mTLS to the core) or neither")
-    tls = [n for n in _CORE_TLS_FILES if getattr(s, n) is not None]
-    if tls and scheme != "https":
-        errors.append(f"{', '.join(tls)}: set, but core_url is not https (the link to the core would be plaintext)")
-    return errors
-
-
-def _tls_errors(s: Settings) -> list[str]:
-    """Which TLS files go together (issue 11 items 1-2); whether each can be read is gateway/tls.py's check."""
-    errors = []
-    if (s.tls_cert is None) != (s.tls_key is None):
-        errors.append("tls_cert, tls_key: give both or neither")
-    if s.tls_client_ca is not None and s.tls_cert is None:
-        errors.append("tls_client_ca: client certificates need TLS (tls_cert and tls_key)")
-    if s.tls_client_crl is not None and s.tls_client_ca is None:
-        errors.append("tls_client_crl: needs tls_client_ca (the CRL is of the client CA)")
-    return errors
-
-
-def _admin_tls_errors(s: Settings) -> list[str]:
-    """Issue 11 item 4: the admin listener's TLS files go together, and only with an admin listener."""
-    errors = []
-    if (s.admin_tls_cert is None) != (s.admin_tls_key is None):
-        errors.append("admin_tls_cert, admin_tls_key: give both or neither")
-    if s.admin_tls_client_ca is not None and s.admin_tls_cert is None:
-        errors.append("admin_tls_client_ca: client certificates need TLS (admin_tls_cert and admin_tls_key)")
-    if s.admin_tls_cert is not None and s.admin_port is None:
-        errors.append("admin_tls_cert: needs admin_port (the admin paths are on the terminal port without it)")
-    return errors
