@@ -114,12 +114,12 @@ TABLE: tuple[TxType, ...] = (
     TxType("2601", "reversal", Kind.REVERSE, _reverse, owes=Owes.ITS_REVERSAL),
     TxType("3201", "reconciliation totals", Kind.STATEMENT, parse_statement, priority=_Q),
     TxType("3202", "reconciliation details", Kind.STATEMENT, parse_statement, priority=_Q),
-    # issue 12: outpatient visits, card-less (SPEC §6.6)
-    TxType("2201", "outpatient registration", Kind.VISIT_REGISTER, parse_register),
-    TxType("2202", "outpatient registration cancel", Kind.VISIT_CANCEL, parse_visit_cancel),
-    TxType("2203", "outpatient visit information", Kind.VISIT_INFO, parse_visit_info),
-    TxType("2204", "outpatient fee upload", Kind.FEE_UPLOAD, parse_fee_upload),
-    TxType("2205", "outpatient fee upload cancel", Kind.FEE_CANCEL, parse_fee_cancel),
+    # issue 12: outpatient visits, card-less (SPEC §6.6); nothing moves money, shed with the pre-settlements
+    TxType("2201", "outpatient registration", Kind.VISIT_REGISTER, parse_register, priority=_PRE),
+    TxType("2202", "outpatient registration cancel", Kind.VISIT_CANCEL, parse_visit_cancel, priority=_PRE),
+    TxType("2203", "outpatient visit information", Kind.VISIT_INFO, parse_visit_info, priority=_PRE),
+    TxType("2204", "outpatient fee upload", Kind.FEE_UPLOAD, parse_fee_upload, priority=_PRE),
+    TxType("2205", "outpatient fee upload cancel", Kind.FEE_CANCEL, parse_fee_cancel, priority=_PRE),
 )
 # fmt: on
 
