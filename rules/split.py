@@ -23,6 +23,7 @@ __all__ = [
     "UnknownItem",
     "fund_details",
     "line_cap",
+    "line_parts",
     "price_lines",
     "split",
 ]
@@ -138,6 +139,11 @@ def classify(line: PricedLine, b_selfpay: Ratio) -> LineSplit:
     return LineSplit(line.feedetl_sn, 0, over, pre, rest - pre)
 
 
+def line_parts(lines: Sequence[PricedLine], b_selfpay: Ratio) -> tuple[LineSplit, ...]:
+    """The per-line part of SPEC §9 for every line (2204's `result[]` and the settlement's split alike)."""
+    return tuple(classify(line, b_selfpay) for line in lines)
+
+
 def deductible_paid(policy: Policy, inscp: int, inscp_ytd: int) -> int:
     """act_pay_dedc: per visit min(D, inscp); per year what is left of D after Y, at most inscp."""
     if policy.deductible_scope == "visit":
@@ -173,7 +179,7 @@ def split(lines: Sequence[PricedLine], policy: Policy, person: PersonYear, *, ac
     """
     if acct_limit is not None and (isinstance(acct_limit, bool) or acct_limit < 0):
         raise ValueError("acct_limit must be None or a non-negative int of fen")
-    parts = tuple(classify(line, policy.b_selfpay) for line in lines)
+    parts = line_parts(lines, policy.b_selfpay)
     full, over, pre, inscp = _line_totals(parts)
     medfee = full + over + pre + inscp
     dedc = deductible_paid(policy, inscp, person.inscp_ytd)

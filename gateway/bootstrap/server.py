@@ -32,6 +32,7 @@ from adapters.pg_reconcile import PgReconcileReads
 from adapters.pg_registry import PgRegistry
 from adapters.pg_reversal_queue import PgReversalQueue
 from adapters.pg_settlements import PgSettlements
+from adapters.pg_visits import PgVisits  # issue 12
 from adapters.pg_world import load_world
 from adapters.system_clock import SystemClock
 from blacklist_cache.local import LocalBlacklist
@@ -135,6 +136,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
                     seal_new=s.journal_encryption,
                 ),
                 settlements=PgSettlements(pg),
+                visits=PgVisits(pg),  # issue 12: outpatient visits (SPEC §6.6)
                 reversals=PgReversalQueue(pg),
                 lists_of_record=PgListsOfRecord(pg),
                 lists=lookup,

@@ -40,6 +40,13 @@ class ResultCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     OVERLOADED = "OVERLOADED"
     INTERNAL = "INTERNAL"
+    # issue 12 (outpatient visits, SPEC §6.6)
+    VISIT_NOT_FOUND = "VISIT_NOT_FOUND"
+    VISIT_STATE = "VISIT_STATE"
+    BATCH_SETTLED = "BATCH_SETTLED"
+    NO_FEES = "NO_FEES"
+    FEE_LINE_DUPLICATE = "FEE_LINE_DUPLICATE"
+    FEE_LINE_UNKNOWN = "FEE_LINE_UNKNOWN"
 
 
 # (infcode, HTTP status) per code: the only such table (SPEC §5).
@@ -75,6 +82,13 @@ WIRE: dict[ResultCode, tuple[int, int]] = {
     ResultCode.RATE_LIMITED: (-1, 429),
     ResultCode.OVERLOADED: (-1, 503),
     ResultCode.INTERNAL: (-1, 500),
+    # issue 12 (outpatient visits, SPEC §6.6)
+    ResultCode.VISIT_NOT_FOUND: (-2, 200),
+    ResultCode.VISIT_STATE: (-2, 200),
+    ResultCode.BATCH_SETTLED: (-2, 200),
+    ResultCode.NO_FEES: (-2, 200),
+    ResultCode.FEE_LINE_DUPLICATE: (-2, 200),
+    ResultCode.FEE_LINE_UNKNOWN: (-2, 200),
 }
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.domain.fields import amount, decimal_field, malformed, opt_str, req_match, req_obj, req_str
 from gateway.domain.money import Fen
 from gateway.domain.statement_input import StatementDetail, StatementInput
+from gateway.domain.visit_inputs import FeeUploadInput, RegisterInput, VisitInfoInput, VisitRef
 
 if TYPE_CHECKING:
     from gateway.domain.envelope import Envelope
@@ -78,6 +79,13 @@ class SettleInput:
     mdtrt_id: str | None = None
     chrg_bchno: str | None = None
     items: tuple[FeeItem, ...] = ()
+    # issue 12 (SPEC §6.6): by reference (no feedetail), the totals the HIS sent, to be matched when present
+    his_totals: tuple[tuple[str, Fen], ...] = ()
+
+    @property
+    def by_reference(self) -> bool:
+        """No feedetail: the lines are those of the batch (mdtrt_id, chrg_bchno) uploaded by 2204."""
+        return not self.items
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,7 @@ class CancelInput:
 
     setl_id: str
     psn_no: str
+    mdtrt_id: str | None = None  # issue 12: 2208 of a visit's batch names the visit (SPEC §6.6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +118,11 @@ class EntitlementInput:
     card_sn: str = field(repr=False)
 
 
-Input = SignIn | SignOut | PersonQuery | EntitlementInput | SettleInput | CancelInput | ReverseInput | StatementInput
+Input = (
+    SignIn | SignOut | PersonQuery | EntitlementInput | SettleInput | CancelInput | ReverseInput | StatementInput
+    | RegisterInput | VisitRef | VisitInfoInput | FeeUploadInput
+)  # fmt: skip
+HIS_TOTALS = ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt")
 
 
 def _cert(data: dict[str, Any], card_sn_block: str | None) -> tuple[str, str]:
@@ -200,6 +213,15 @@ def parse_settle(env: Envelope) -> SettleInput:
     p = "input.data."
     card_no, card_sn = _cert(data, env.safe.card_sn)
     flag = req_match(data, "acct_used_flag", p, _FLAG, '"0" or "1"')
+    mdtrt_id, chrg_bchno = opt_str(data, "mdtrt_id", p, max_len=30), opt_str(data, "chrg_bchno", p, max_len=30)
+    if "feedetail" not in env.input and env.tx.infno in ("2206", "2207"):  # by reference (SPEC §6.6)
+        for name, value in (("mdtrt_id", mdtrt_id), ("chrg_bchno", chrg_bchno)):
+            if value is None:
+                raise malformed(p + name, "missing: without input.feedetail the batch is settled by reference")
+        items: tuple[FeeItem, ...] = ()
+    else:
+        items = _items(env.input)
+    totals = tuple((k, amount(data, k, p)) for k in HIS_TOTALS if data.get(k) is not None)
     return SettleInput(
         psn_no=req_str(data, "psn_no", p, max_len=30),
         card_no=card_no,
@@ -208,9 +230,10 @@ def parse_settle(env: Envelope) -> SettleInput:
         medfee_sumamt=amount(data, "medfee_sumamt", p),
         insutype=req_str(data, "insutype", p, max_len=6),
         acct_used_flag=flag == "1",
-        mdtrt_id=opt_str(data, "mdtrt_id", p, max_len=30),
-        chrg_bchno=opt_str(data, "chrg_bchno", p, max_len=30),
-        items=_items(env.input),
+        mdtrt_id=mdtrt_id,
+        chrg_bchno=chrg_bchno,
+        items=items,
+        his_totals=totals if not items else (),
     )
 
 
@@ -218,7 +241,11 @@ def parse_cancel(env: Envelope) -> CancelInput:
     """2208/2103 input.data."""
     data = req_obj(env.input, "data", "input.")
     p = "input.data."
-    return CancelInput(req_str(data, "setl_id", p, max_len=30), req_str(data, "psn_no", p, max_len=30))
+    return CancelInput(
+        req_str(data, "setl_id", p, max_len=30),
+        req_str(data, "psn_no", p, max_len=30),
+        opt_str(data, "mdtrt_id", p, max_len=30),
+    )
 
 
 def parse_reverse(env: Envelope, reversible: tuple[str, ...]) -> ReverseInput:

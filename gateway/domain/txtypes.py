@@ -19,6 +19,13 @@ from gateway.domain.fields import amount, req_obj
 from gateway.domain.money import Fen
 from gateway.domain.priority import Priority, peek_infno
 from gateway.domain.statement_input import parse_statement
+from gateway.domain.visit_inputs import (
+    parse_fee_cancel,
+    parse_fee_upload,
+    parse_register,
+    parse_visit_cancel,
+    parse_visit_info,
+)
 
 if TYPE_CHECKING:
     from gateway.domain.envelope import Envelope
@@ -37,6 +44,12 @@ class Kind(StrEnum):
     CANCEL = "cancel"
     REVERSE = "reverse"
     STATEMENT = "statement"
+    # issue 12: outpatient visits (SPEC §6.6)
+    VISIT_REGISTER = "visit_register"
+    VISIT_CANCEL = "visit_cancel"
+    VISIT_INFO = "visit_info"
+    FEE_UPLOAD = "fee_upload"
+    FEE_CANCEL = "fee_cancel"
 
 
 class Owes(StrEnum):
@@ -101,6 +114,12 @@ TABLE: tuple[TxType, ...] = (
     TxType("2601", "reversal", Kind.REVERSE, _reverse, owes=Owes.ITS_REVERSAL),
     TxType("3201", "reconciliation totals", Kind.STATEMENT, parse_statement, priority=_Q),
     TxType("3202", "reconciliation details", Kind.STATEMENT, parse_statement, priority=_Q),
+    # issue 12: outpatient visits, card-less (SPEC §6.6); nothing moves money, shed with the pre-settlements
+    TxType("2201", "outpatient registration", Kind.VISIT_REGISTER, parse_register, priority=_PRE),
+    TxType("2202", "outpatient registration cancel", Kind.VISIT_CANCEL, parse_visit_cancel, priority=_PRE),
+    TxType("2203", "outpatient visit information", Kind.VISIT_INFO, parse_visit_info, priority=_PRE),
+    TxType("2204", "outpatient fee upload", Kind.FEE_UPLOAD, parse_fee_upload, priority=_PRE),
+    TxType("2205", "outpatient fee upload cancel", Kind.FEE_CANCEL, parse_fee_cancel, priority=_PRE),
 )
 # fmt: on
 

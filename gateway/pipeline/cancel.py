@@ -30,6 +30,10 @@ async def cancel(d: Deps, txn: Txn) -> Outcome:
         )
     if s.state in CANCELLED_OR_CANCELLING:
         raise Declined(ResultCode.ALREADY_CANCELLED, f"settlement {inp.setl_id} is already cancelled")
+    if inp.mdtrt_id is not None:  # issue 12: a visit's settlement names its visit (SPEC §6.6)
+        ref = await d.visits.batch_of(s.fixmedins_code, s.msgid)
+        if ref is None or ref[0] != inp.mdtrt_id:
+            raise Declined(ResultCode.SETTLEMENT_NOT_FOUND, f"settlement {inp.setl_id} is not of visit {inp.mdtrt_id}")
     if s.state != S.POSTED or not await store.transition(s.fixmedins_code, s.msgid, S.POSTED, S.CANCELLING):
         again = await store.settlement_by_setl_id(inp.setl_id)
         if again is not None and again.state in CANCELLED_OR_CANCELLING:
@@ -62,6 +66,7 @@ async def cancel(d: Deps, txn: Txn) -> Outcome:
                 "fund_pay_sumamt": fen_to_wire(c.fund_pay_sumamt),
                 "acct_pay": fen_to_wire(c.acct_pay),
                 "psn_cash_pay": fen_to_wire(c.psn_cash_pay),
+                "pdn_cash_pay": fen_to_wire(c.psn_cash_pay),  # the national document's spelling (SPEC §6.6)
                 "balc": fen_to_wire(c.balc),
             }
         },

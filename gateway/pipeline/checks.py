@@ -40,11 +40,11 @@ async def registry_and_session(d: Deps, txn: Txn, env: Envelope) -> None:
         raise Declined(ResultCode.NOT_SIGNED_IN, "sign_no has expired: sign in again")
 
 
-async def lists(d: Deps, card_sn: str, psn_no: str | None) -> tuple[str, str]:
+async def lists(d: Deps, card_sn: str | None, psn_no: str | None) -> tuple[str, str]:
     """Blacklist reasons ('' = clear): from this process's cache when it can prove a key clear, else one
     Redis lookup, else (Redis empty, failing or stalled) the lists of record in PostgreSQL."""
     bl = d.blacklist
-    card_q = None if bl.card_clear(card_sn) else card_sn
+    card_q = None if card_sn is None or bl.card_clear(card_sn) else card_sn  # None: card-less (2201)
     person_q = None if psn_no is None or bl.person_clear(psn_no) else psn_no
     m = d.metrics
     if card_q is None and person_q is None:

@@ -28,6 +28,7 @@ from gateway.ports import (
     ReversalQueue,
     Settlements,
 )
+from gateway.ports.visits import Visits
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
@@ -81,6 +82,7 @@ class Deps:
     catalogue: Catalogue
     metrics: MetricsSink
     node: NodeId
+    visits: Visits  # issue 12: outpatient visits, batches and fee lines (SPEC §6.6)
     limiter: RateLimiter | None = None  # issue 11 item 7: None when no rate limits are configured
 
     @property

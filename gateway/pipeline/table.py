@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.domain.effects import Effect
 from gateway.domain.txtypes import Kind
-from gateway.pipeline import cancel, entitlement, person, reverse, session, settle, statements
+from gateway.pipeline import cancel, entitlement, fees, person, reverse, session, settle, statements, visits
 from gateway.pipeline.context import Deps, Txn
 from gateway.pipeline.reply import Outcome
 
@@ -36,5 +36,11 @@ FLOWS: Mapping[Kind, Handling] = {
     Kind.CANCEL: Handling(cancel.cancel, cancel.recover),
     Kind.REVERSE: Handling(reverse.reverse, reverse.recover),
     Kind.STATEMENT: Handling(statements.statement),
+    # issue 12: outpatient visits (SPEC §6.6); nothing of theirs moves money at the core
+    Kind.VISIT_REGISTER: Handling(visits.register),
+    Kind.VISIT_CANCEL: Handling(visits.cancel_registration),
+    Kind.VISIT_INFO: Handling(visits.visit_info),
+    Kind.FEE_UPLOAD: Handling(fees.upload),
+    Kind.FEE_CANCEL: Handling(fees.cancel_fees),
 }
 assert set(FLOWS) == set(Kind), "every kind of transaction needs a flow"

@@ -19,6 +19,7 @@ from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
 from tests.fakes.core import InMemoryCore
 from tests.fakes.store import InMemoryStore
+from tests.fakes.visits import InMemoryVisits
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -134,6 +135,7 @@ def make_deps(clock: FakeClock, **over: Any) -> Deps:
         "catalogue": catalogue,
         "metrics": CountingMetrics(),
         "node": FixedNode(),
+        "visits": InMemoryVisits(store),  # issue 12
     }
     parts.update(over)
     return Deps(**parts)

@@ -22,6 +22,7 @@ class TestTable:
         assert {i for i, p in by_infno.items() if p is Priority.ESSENTIAL} == ESSENTIAL_INFNOS
         assert by_infno["1101"] is by_infno["2001"] is by_infno["3201"] is by_infno["3202"] is Priority.QUERY
         assert by_infno["2206"] is by_infno["2101"] is Priority.PRESETTLE
+        assert {by_infno[i] for i in ("2201", "2202", "2203", "2204", "2205")} == {Priority.PRESETTLE}  # issue 12
 
     def test_every_kind_that_owes_the_core_is_essential(self):
         """A transaction whose unknown outcome owes the core (a settlement, a cancel, a reversal) is never shed."""
