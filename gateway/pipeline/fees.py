@@ -12,8 +12,8 @@ from gateway.domain.money import fen_to_wire
 from gateway.domain.visit_inputs import FeeUploadInput, UploadLine, VisitRef
 from gateway.domain.visits import BatchSettled, LineDuplicate, StoredLine, Visit, VisitClosed
 from gateway.pipeline.context import Deps, Txn
+from gateway.pipeline.line_check import check_line
 from gateway.pipeline.reply import Outcome
-from gateway.pipeline.settle import check_line
 from gateway.pipeline.visits import open_visit, settled, visit_of
 from rules.params import Policy
 from rules.policy import NoPolicy
@@ -38,6 +38,11 @@ def visit_policy(d: Deps, txn: Txn, v: Visit, med_type: str | None = None) -> Po
         return d.policies.select(inst.region, txn.received.date(), v.insutype, v.psn_type, mt, inst.level)
     except NoPolicy as exc:
         raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"no benefit policy applies: {exc}") from None
+
+
+def chrgitm_lv(cls: str) -> str:
+    """The wire charge level of a catalogue class (A → 01, B → 02, C → 03)."""
+    return _LEVEL[cls]
 
 
 def _ratio(num: int, den: int) -> float:

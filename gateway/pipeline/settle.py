@@ -4,7 +4,6 @@ versioning, default-PIN reservations, and the journal effects of every outcome (
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from gateway.domain import pin as pin_policy
@@ -18,8 +17,9 @@ from gateway.domain.journal import StaleClaim
 from gateway.domain.money import fen_to_wire
 from gateway.domain.registry import Settlement, SettlementState
 from gateway.domain.txtypes import Kind
-from gateway.pipeline import by_reference
+from gateway.pipeline import by_reference, inline_batch
 from gateway.pipeline.context import Deps, Txn
+from gateway.pipeline.line_check import check_line
 from gateway.pipeline.owed import owed_effects
 from gateway.pipeline.reply import Outcome
 from rules.policy import NoPolicy
@@ -43,19 +43,6 @@ def check_amounts(inp: SettleInput) -> None:
         raise Declined(
             ResultCode.AMOUNT_MISMATCH,
             f"feedetail sums to {fen_to_wire(total)} but medfee_sumamt is {fen_to_wire(inp.medfee_sumamt)}",
-        )
-
-
-def check_line(where: str, cnt: Decimal, pric: Decimal, amt: int) -> None:
-    """A line's cnt × pric must match its amount to the fen.
-
-    Raises:
-        Declined: AMOUNT_MISMATCH naming the line.
-    """
-    expect = (cnt * pric * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    if abs(expect - amt) > 1:
-        raise Declined(
-            ResultCode.AMOUNT_MISMATCH, f"{where}: cnt × pric = {expect / 100} but det_item_fee_sumamt = {amt / 100}"
         )
 
 
@@ -100,18 +87,22 @@ async def settle(d: Deps, txn: Txn) -> Outcome:
         raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"person is not insured under insutype {inp.insutype}")
     caps = d.policies.pin_caps(card.card_sn[:6])
     allowance = pin_policy.allowance(env.safe.pin, card.pin_mode, inp.acct_used_flag, caps, card.usage)
-    batch = None
+    batch = visit = None
     if inp.by_reference:  # issue 12: the lines of a visit's batch (SPEC §6.6)
         batch, lines = await by_reference.load(d, txn, env, inp)
     else:
         check_amounts(inp)
         lines = priced(d, inp)
+        if inline_batch.applies(env, inp):  # issue 12: inline with mdtrt_id, an implicit 2204 (SPEC §6.6)
+            visit = await inline_batch.visit(d, env, inp)
     result = compute(d, txn, inp, person, lines, allowance)
     by_reference.check_totals(inp, result)
     if env.tx.kind is not Kind.SETTLE:
         return _outcome(txn, inp, person, result, None, person.balance - result.acct_pay, allowance.default_pin)
     if batch is not None:
         await by_reference.claim(d, txn, env, inp, batch)
+    elif visit is not None:
+        inp = await inline_batch.store_and_claim(d, txn, env, inp, visit, lines)
     day = txn.received.date()
     reserved: int | None = None
     for attempt in range(1, MAX_POST_ATTEMPTS + 1):
@@ -232,7 +223,8 @@ def _outcome(
     )
     if inp.mdtrt_id:
         setlinfo["mdtrt_id"] = inp.mdtrt_id
-    if inp.by_reference and inp.chrg_bchno:
+    minted = inline_batch.applies(env, inp) and env.tx.kind is Kind.SETTLE  # the batch an inline 2207 stored
+    if inp.chrg_bchno and (inp.by_reference or minted):
         setlinfo["chrg_bchno"] = inp.chrg_bchno
     output = {
         "setlinfo": setlinfo,
