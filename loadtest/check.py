@@ -7,7 +7,8 @@ For each request of the run:
   the terminal was told (or CANCELLED at both, when this run cancelled it);
 - an acknowledged cancel left the settlement CANCELLED at both;
 - a refused or failed settlement posted nothing: not POSTED at the core, reversed if it ever reached it;
-- nothing is left UNKNOWN once the reversals owed have drained.
+- nothing is left UNKNOWN once the reversals owed have drained;
+- an outpatient visit (issue 12) was settled by one acknowledged 2207, whose msgid holds the visit's batch.
 When the core started fresh with the world (`fresh_core`), every touched account must also equal its opening
 balance less what the journal says was posted.
 
@@ -59,6 +60,7 @@ class CheckResult:
     settlements: int = 0
     cancels: int = 0
     accounts: int = 0
+    visits: int = 0  # issue 12: outpatient visits whose batch settled
     problems: list[str] = field(default_factory=list)
     problem_counts: Counter[str] = field(default_factory=Counter)
 
@@ -82,6 +84,7 @@ class CheckResult:
             "settlements": self.settlements,
             "cancels": self.cancels,
             "accounts": self.accounts,
+            "visits": self.visits,
             "problem_counts": dict(self.problem_counts),
             "problems": self.problems,
         }
@@ -137,6 +140,14 @@ async def check_run(
         # requests: a request can reach the gateway and the core yet never be recorded (a Locust user stopped
         # while waiting for its answer).
         all_rows = await pool.fetch("SELECT msgid, psn_no, state, acct_pay FROM settlements") if fresh_core else []
+        visit_settles = [
+            (t.mdtrt_id, t.msgid) for t in traces if t.infno == "2207" and t.outcome == "OK" and t.mdtrt_id
+        ]
+        claims = await pool.fetch(
+            "SELECT v.mdtrt_id, b.chrg_bchno, b.setl_msgid FROM fee_batches b JOIN visits v ON v.id = b.visit_id"
+            " WHERE v.mdtrt_id = ANY($1)",
+            [m for m, _ in visit_settles],
+        )
         settled_rows = await pool.fetch(
             "SELECT fixmedins_code, msgid, setl_id, psn_no, state, acct_pay, fund_pay_sumamt, psn_cash_pay"
             " FROM settlements WHERE msgid = ANY($1) OR state = 'UNKNOWN'",
@@ -156,6 +167,7 @@ async def check_run(
             await _check_accounts(res, world, all_rows, ledger, http, core_url.rstrip("/"))
     core = {(s["fixmedins_code"], s["msgid"]): s for s in ledger["settlements"]}
     core_by_setl = {s["setl_id"]: s for s in ledger["settlements"]}
+    _check_visits(res, visit_settles, claims)
     for key, row in settlements.items():
         if row["state"] == "UNKNOWN":
             res.problem("unknown_left", f"settlement {key[1]} is still UNKNOWN")
@@ -173,6 +185,21 @@ async def check_run(
         elif t.infno not in _SETTLES and (t.fixmedins_code, t.msgid) in core:
             res.problem("posted_by_non_settlement", f"{t.infno} {t.msgid} left a settlement at the core")
     return res
+
+
+def _check_visits(res: CheckResult, settles: Sequence[tuple[str | None, str]], claims: Sequence[Any]) -> None:
+    """Every visit a 2207 settled: settled once, and its batch claimed by that very 2207."""
+    by_visit = Counter(m for m, _ in settles)
+    held: dict[str, list[str]] = {}
+    for r in claims:
+        held.setdefault(r["mdtrt_id"], []).append(r["setl_msgid"])
+    for mdtrt_id, msgid in settles:
+        assert mdtrt_id is not None
+        res.visits += 1
+        if by_visit[mdtrt_id] != 1:
+            res.problem("visit_settled_twice", f"visit {mdtrt_id} acknowledged {by_visit[mdtrt_id]} settlements")
+        if held.get(mdtrt_id) != [msgid]:
+            res.problem("visit_batch", f"visit {mdtrt_id}: batch held by {held.get(mdtrt_id)}, not by 2207 {msgid}")
 
 
 def _check_journal(res: CheckResult, t: Trace, row: Any, keys: DataKeyRing) -> None:

@@ -194,6 +194,7 @@ def check_line(check: dict[str, Any]) -> str:
     detail = (
         f"{check['requests']} requests, {check['journal_rows']} journal rows, {check['settlements']} settlements,"
         f" {check['cancels']} cancels, {check['accounts']} accounts"
+        + (f", {check['visits']} visits" if check.get("visits") else "")  # issue 12: outpatient visits
     )
     return head + " — " + detail + "".join("\n  " + p for p in check["problems"])
 

@@ -37,6 +37,7 @@ class Trace:
     acct_pay: int = 0
     fund_pay: int = 0
     cash_pay: int = 0
+    mdtrt_id: str | None = None  # issue 12: the visit a 2201 registered or a settlement settled
 
 
 @dataclass
@@ -167,8 +168,10 @@ def classify(status: int, raw: bytes) -> tuple[str, dict[str, Any] | None]:
 def trace_of(action: Action, outcome: str, resp: dict[str, Any] | None, digest: bytes | None) -> Trace:
     body = action.built.body
     setl: dict[str, Any] = {}
+    mdtrt_id = None
     if resp is not None and resp.get("infcode") == 0:
         setl = (resp.get("output") or {}).get("setlinfo") or {}
+        mdtrt_id = setl.get("mdtrt_id") or ((resp.get("output") or {}).get("data") or {}).get("mdtrt_id")
     setl_id = setl.get("setl_id")
     if action.scenario == "cancel":
         setl_id = body["input"]["data"]["setl_id"]
@@ -184,6 +187,7 @@ def trace_of(action: Action, outcome: str, resp: dict[str, Any] | None, digest: 
         fen(setl.get("acct_pay", 0)),
         fen(setl.get("fund_pay_sumamt", 0)),
         fen(setl.get("psn_cash_pay", 0)),
+        mdtrt_id,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from loadtest.fleet import Fleet, Settled, Site
 from loadtest.terminal import Built, SimCard
+from loadtest.visit_scenario import VisitRun, Visits
 
 # name -> weight. Realistic for a city's weekday: mostly settlements, some lookups, a few refusals.
 DEFAULT_MIX: dict[str, int] = {
@@ -30,6 +31,9 @@ DEFAULT_MIX: dict[str, int] = {
     "forged_mac": 3,
 }
 SETTLE_ONLY: dict[str, int] = {"outpatient_settle": 1}
+# issue 12: outpatient visits by reference (loadtest.visit_scenario), `--mix outpatient`; not in the default mix
+OUTPATIENT_MIX: dict[str, int] = {"outpatient_visit": 1}
+KNOWN = (*DEFAULT_MIX, *OUTPATIENT_MIX)
 
 _SETTLES = {"2207", "2102"}
 _CANCEL_OF = {"2207": "2208", "2102": "2103"}
@@ -45,6 +49,7 @@ class Action:
     expect: frozenset[str]
     card: SimCard | None = None
     mac2: bool = True  # a MAC2 must come back (MAC1 verifies)
+    visit: VisitRun | None = None  # the outpatient visit this request is a step of
 
     @property
     def infno(self) -> str:
@@ -58,7 +63,7 @@ class Action:
 
 
 def parse_mix(text: str) -> dict[str, int]:
-    """`name=weight,name=weight` (or `default` / `settle`) to a mix.
+    """`name=weight,name=weight` (or `default` / `settle` / `outpatient`) to a mix.
 
     Raises:
         ValueError: an unknown scenario, a weight that is not a non-negative integer, or all weights zero.
@@ -68,12 +73,14 @@ def parse_mix(text: str) -> dict[str, int]:
         return dict(DEFAULT_MIX)
     if text == "settle":
         return dict(SETTLE_ONLY)
+    if text == "outpatient":
+        return dict(OUTPATIENT_MIX)
     mix: dict[str, int] = {}
     for part in text.split(","):
         name, sep, weight = part.partition("=")
         name = name.strip()
-        if name not in DEFAULT_MIX:
-            raise ValueError(f"--mix: unknown scenario {name!r}; known: {', '.join(DEFAULT_MIX)}")
+        if name not in KNOWN:
+            raise ValueError(f"--mix: unknown scenario {name!r}; known: {', '.join(KNOWN)}")
         if not sep or not weight.strip().isdigit():
             raise ValueError(f"--mix: {name} needs a whole-number weight, as in {name}=10")
         mix[name] = int(weight)
@@ -87,6 +94,7 @@ class Planner:
 
     def __init__(self, fleet: Fleet, world: dict[str, Any], mix: Mapping[str, int], *, seed: int = 1) -> None:
         self.fleet = fleet
+        self.visits = Visits(fleet)
         self.rng = random.Random(seed)
         self.names = [n for n, w in mix.items() if w > 0]
         self.weights = [mix[n] for n in self.names]
@@ -117,6 +125,9 @@ class Planner:
         """Give back the terminal and card; remember a successful settlement for a later cancel."""
         f = self.fleet
         f.release_site(action.site)
+        if action.visit is not None:
+            self.visits.answered(action.visit, response)
+            return
         if action.card is not None:
             pool = {"default_pin_settle": f.default_pin, "blacklisted_card": f.blacklisted}.get(
                 action.scenario, f.verified
@@ -193,6 +204,13 @@ class Planner:
             built = site.terminal.cancel(_CANCEL_OF[s.infno], s.setl_id, s.psn_no)
             return Action("cancel", site, built, frozenset({"OK"}))
         return None
+
+    def _outpatient_visit(self) -> Action | None:
+        got = self.visits.next(self._lines(False))
+        if got is None:
+            return None
+        site, v, built = got
+        return Action("outpatient_visit", site, built, frozenset({"OK"}), visit=v)
 
     def _blacklisted_card(self) -> Action | None:
         got = self._with_card(None, "blacklisted")

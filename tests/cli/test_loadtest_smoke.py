@@ -81,6 +81,16 @@ def test_closed_model_writes_result_and_plot(tmp_path: Path):
     assert (out / "plot.png").read_bytes().startswith(PNG)
 
 
+def test_outpatient_visit_mix(tmp_path: Path):
+    """`--mix outpatient`: 2201 → 2204 → 2206 → 2207 by reference, each visit's batch settled once."""
+    done, out = loadtest(tmp_path, "--duration", "2", "--warmup", "0", "--persons", "400", "--mix", "outpatient")
+    result = result_of(done, out)
+    assert result["check"]["visits"] > 0
+    assert result["unexpected"]["count"] == 0, result["unexpected"]
+    assert set(result["scenarios"]) == {"outpatient_visit"}
+    assert "visits" in done.stdout
+
+
 def test_open_model_at_a_rate(tmp_path: Path):
     done, out = loadtest(tmp_path, *TINY, "--model", "open", "--rate", "40")
     result = result_of(done, out)
