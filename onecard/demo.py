@@ -1,5 +1,6 @@
 """`onecard demo`: real PostgreSQL and Redis (configured, local, or embedded), the core simulator and the
-gateway, a seeded world and a short visible scenario; then keeps serving until Ctrl-C."""
+gateway, a seeded world and a short visible scenario (an outpatient visit by reference among it); then keeps
+serving until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +180,19 @@ class Scenario:
         await self.send("forged MAC", forged, who)
         setl_id = ((settled.get("output") or {}).get("setlinfo") or {}).get("setl_id", "?")
         await self.send("cancel the settlement", th.cancel("2208", setl_id, pin_card.psn_no), f"setl_id {setl_id}")
-        expected = ["0", "0", "0", "0", "0", "0", "-2 CARD_BLACKLISTED", "-2 MAC_INVALID", "0"]
+        await self._visit(th, pin_card, items, seed_tseq)
+        expected = ["0", "0", "0", "0", "0", "0", "-2 CARD_BLACKLISTED", "-2 MAC_INVALID", "0", "0", "0", "0", "0"]
         return all(r.result.startswith(e) for r, e in zip(self.rows, expected, strict=True))
+
+    async def _visit(self, t: Terminal, card: SimCard, items: list[tuple[str, str, str]], seq: int) -> None:
+        """Issue 12: a short outpatient visit by reference (SPEC §6.6): register, upload, pre-settle, settle."""
+        r = await self.send("visit: register", t.register(card, f"DEMO{seq}"), f"psn {card.psn_no[:6]}…")
+        mdtrt_id = ((r.get("output") or {}).get("data") or {}).get("mdtrt_id") or "?"
+        who = f"visit …{mdtrt_id[-8:]}"
+        await self.send("visit: upload fees", t.upload_fees(card.psn_no, mdtrt_id, "B1", items), who)
+        total = sum(int((Decimal(c) * Decimal(p) * 100).to_integral_value()) for _, c, p in items)
+        for step, infno in (("visit: pre-settle batch", "2206"), ("visit: settle batch", "2207")):
+            await self.send(step, t.settle_by_reference(infno, card, mdtrt_id, "B1", total), who)
 
     def table(self) -> str:
         heads = ("#", "step", "infno", "who", "result", "split (yuan)", "MAC2", "gw µs")

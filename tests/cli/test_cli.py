@@ -150,6 +150,7 @@ class TestDemo:
             assert "CARD_BLACKLISTED" in r.stdout
             assert "MAC_INVALID" in r.stdout
             assert "(acct capped)" in r.stdout
+            assert "visit: settle batch" in r.stdout  # issue 12: the outpatient visit by reference
         finally:
             subprocess.run(["rm", "-rf", str(workdir)], check=False)
 
