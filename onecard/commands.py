@@ -163,6 +163,10 @@ def bench(args: argparse.Namespace) -> int:
         from loadtest.bench_gateway import main as bench_gateway
 
         return bench_gateway(args.rest)
+    if args.what == "visit":  # issue 12: sequential outpatient visits by reference
+        from loadtest.bench_visit import main as bench_visit
+
+        return bench_visit(args.rest)
     from loadtest.microbench import main as micro
 
     micro(args.rest)

@@ -230,6 +230,25 @@ def test_bench_gateway_prints_both_phases_and_the_ratio(tmp_path: Path, tls: lis
         assert any(x.startswith("(gateway) https://") for x in lines), done.stdout
 
 
+def test_bench_visit_tiny(tmp_path: Path):
+    """`onecard bench visit` (issue 12), two visits: every step answered OK, the numbers printed; a bad option
+    exits 2 naming it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "onecard", "bench", "visit", "--visits", "2", "--lines", "1"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 visits of 1 lines, 9 requests" in done.stdout
+    assert "CPU per visit" in done.stdout
+    assert "2201 OK x2, 2204 OK x2, 2206 OK x2, 2207 OK x2" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "onecard", "bench", "visit", "--lines", "0"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "--lines" in bad.stderr
+
+
 @pytest.mark.parametrize("command", [["bench", "gateway"], ["loadtest"]])
 def test_a_missing_loadtest_extra_is_said_before_anything_runs(command: list[str]):
     """Without matplotlib (the `loadtest` extra) the commands say so in one line, exit 2, and start nothing."""
