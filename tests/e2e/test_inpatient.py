@@ -4,6 +4,7 @@ rules with nothing half-stored, a 2601 of a 2304, and 3201's clr_type."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +21,11 @@ from tests.e2e.helpers import (
     line,
     pg_rows,
     plain_items,
+    put_faults,
+    settlement_rows,
     shanghai_today,
 )
+from tests.e2e.test_core_faults import seed_passing_first_dropping_second
 
 
 class Stay:
@@ -52,8 +56,8 @@ class Stay:
         return self.t.settle_stay(infno, self.card, self.id, total, mid_setl_flag=mid)
 
 
-async def admitted(fleet: Fleet, ipt_no: str) -> Stay:
-    t = await fleet.terminal()
+async def admitted(fleet: Fleet, ipt_no: str, index: int = 0) -> Stay:
+    t = await fleet.terminal(index=index)
     card, _ = fleet.card(insutype="310", min_balance=20000)
     status, resp, _ = await fleet.call(t.admit(card, ipt_no))
     assert_ok(status, resp)
@@ -68,13 +72,17 @@ async def stored_lines(dsn: str, mdtrt_id: str) -> int:
     return n
 
 
-async def inpatient_totals(s: Stay, clr_type: str) -> dict[str, Any]:
+async def inpatient_totals(s: Stay, clr_type: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """3201 (3202 with `details`) of today for one clr_type, the institution's own totals from `details`."""
     day = shanghai_today().isoformat()
-    data = {"setl_optins": "330200", "stmt_begndate": day, "stmt_enddate": day, "medfee_sumamt": 0,
-            "fund_pay_sumamt": 0, "acct_pay": 0, "fixmedins_setl_cnt": 0, "clr_type": clr_type}  # fmt: skip
-    r = await s.call(s.t.build("3201", {"data": data}))
+    ds = details or []
+    sums = {k: float(sum(fen(x[k]) for x in ds)) / 100 for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")}
+    data = {"setl_optins": "330200", "stmt_begndate": day, "stmt_enddate": day, **sums,
+            "fixmedins_setl_cnt": len(ds), "clr_type": clr_type}  # fmt: skip
+    body = {"data": data} if details is None else {"data": data, "details": details}
+    r = await s.call(s.t.build("3201" if details is None else "3202", body))
     assert_ok(200, r)
-    info: dict[str, Any] = r["output"]["stmtinfo"]
+    info: dict[str, Any] = r["output"]["stmtinfo"] | {"breaks": r["output"].get("breaks")}
     return info
 
 
@@ -175,3 +183,45 @@ class TestReversal:
         assert_ok(200, r)
         assert r["output"]["data"]["rvs_stas"] == "1"
         assert_ok(200, await s.call(s.settle(total)))  # the stay is free again
+
+
+class TestDrill:
+    async def test_core_drops_the_2304_answer(self, fleet: Fleet, settings, core_url, world):
+        """The core posts a 2304 and its reply is lost: -1 CORE_TIMEOUT, a 2601 of the 2304 queued and driven
+        to the end by the reversal worker, the stay free again; 3202 with clr_type 21 then balances on the
+        settlement that followed (the reversed one counts nowhere)."""
+        (a,) = plain_items(world, "A", 1)
+        s = await admitted(fleet, "E2E-ZY-0005", index=1)  # the only 2304s of this institution
+        assert_ok(200, await s.upload([line(a, 2)]))
+        assert_ok(200, await s.send("discharge"))
+        total = bill_total([line(a, 2)])
+        bs = s.settle(total)
+        rate = 0.5  # callService #1 is the person read (let through), #2 the posting (acted on, reply dropped)
+        await put_faults(core_url, {"drop_after_post_rate": rate, "seed": seed_passing_first_dropping_second(rate)})
+        try:
+            r = await s.call(bs)
+        finally:
+            await put_faults(core_url, {})
+        assert_declined(200, r, "CORE_TIMEOUT", infcode=-1)
+        msgid = bs.body["msgid"]
+        queued = await pg_rows(settings.pg_dsn, "SELECT oinfno FROM reversal_queue WHERE omsgid = $1", msgid)
+        assert [q["oinfno"] for q in queued] == ["2304"]
+        for _ in range(100):
+            (row,) = await settlement_rows(settings.pg_dsn, s.t.fixmedins_code, msgid)
+            if row["state"] == "REVERSED":
+                break
+            held = await s.call(s.settle(total))
+            assert_declined(200, held, "BATCH_SETTLED")  # held by the UNKNOWN settlement meanwhile
+            await asyncio.sleep(0.1)
+        assert row["state"] == "REVERSED"
+        assert (await core_settlements(core_url, msgid))[0]["state"] == "REVERSED"
+        bs2 = s.settle(total)
+        st = await s.call(bs2)
+        assert_ok(200, st)
+        i = st["output"]["setlinfo"]
+        mine = [{"msgid": bs2.body["msgid"], "setl_id": i["setl_id"], "medfee_sumamt": i["medfee_sumamt"],
+                 "fund_pay_sumamt": i["fund_pay_sumamt"], "acct_pay": i["acct_pay"], "refd_setl_flag": "0"}]  # fmt: skip
+        rec = await inpatient_totals(s, "21", mine)
+        assert rec["breaks"] == []
+        assert rec["stmt_rslt"] == "0", rec
+        assert rec["unknown_cnt"] == 0
