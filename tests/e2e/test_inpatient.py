@@ -219,8 +219,8 @@ class TestDrill:
         st = await s.call(bs2)
         assert_ok(200, st)
         i = st["output"]["setlinfo"]
-        mine = [{"msgid": bs2.body["msgid"], "setl_id": i["setl_id"], "medfee_sumamt": i["medfee_sumamt"],
-                 "fund_pay_sumamt": i["fund_pay_sumamt"], "acct_pay": i["acct_pay"], "refd_setl_flag": "0"}]  # fmt: skip
+        amounts = {k: i[k] for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")}
+        mine = [{"msgid": bs2.body["msgid"], "setl_id": i["setl_id"], **amounts, "refd_setl_flag": "0"}]
         rec = await inpatient_totals(s, "21", mine)
         assert rec["breaks"] == []
         assert rec["stmt_rslt"] == "0", rec
