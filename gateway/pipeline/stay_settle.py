@@ -5,6 +5,7 @@ deductible is taken once per stay. The claim ties every unsettled batch (and, fo
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from gateway.domain.inputs import SettleInput
 from gateway.domain.money import fen_to_wire
 from gateway.domain.stays import Stay
 from gateway.domain.visits import BatchChanged, BatchSettled, Holder, VisitClosed
+from gateway.pipeline.by_reference import WAIT_STEP_S
 from gateway.pipeline.context import Deps, Txn
 from gateway.pipeline.stays import state_refused, stay_of
 from rules.pricing import FeeLine, PricedLine, UnknownItem, price_lines
@@ -53,7 +55,7 @@ async def load(d: Deps, txn: Txn, env: Envelope, inp: SettleInput) -> tuple[Sett
     assert inp.mdtrt_id is not None
     s = await stay_of(d, env.fixmedins_code, inp.mdtrt_id, inp.psn_no)
     if s.final is not None:
-        raise final_settled(inp.mdtrt_id, s.final)
+        raise final_settled(inp.mdtrt_id, await _answered(d, env, inp.mdtrt_id, s.final))
     final = inp.mid_setl_flag == FINAL
     need = "DISCHARGED" if final else "ADMITTED"
     if s.state != need:
@@ -94,7 +96,7 @@ async def claim(d: Deps, txn: Txn, env: Envelope, inp: SettleInput, s: Stay) -> 
     try:
         await d.stays.claim(env.fixmedins_code, inp.mdtrt_id, env.msgid, final, s.versions)
     except BatchSettled as exc:
-        raise final_settled(inp.mdtrt_id, exc.holder) from None
+        raise final_settled(inp.mdtrt_id, await _answered(d, env, inp.mdtrt_id, exc.holder)) from None
     except BatchChanged:
         raise Declined(
             ResultCode.AMOUNT_MISMATCH, f"stay {inp.mdtrt_id} changed while settling: send it again"
@@ -102,3 +104,21 @@ async def claim(d: Deps, txn: Txn, env: Envelope, inp: SettleInput, s: Stay) -> 
     except VisitClosed as exc:
         raise state_refused(inp.mdtrt_id, exc.state, "this settlement") from None
     txn.trace.append("stay claimed")
+
+
+async def _answered(d: Deps, env: Envelope, mdtrt_id: str, holder: Holder) -> Holder:
+    """The final settlement once the core has answered it (one still at the core has no setl_id yet), waiting
+    at most the core's timeout, as a by-reference 2207 does; the holder as it was when the wait ran out."""
+    if not holder.pending or not env.tx.records_settlement:
+        return holder
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + d.settings.core_timeout_s + 1.0
+    while loop.time() < deadline:
+        await asyncio.sleep(WAIT_STEP_S)
+        s = await d.stays.stay(env.fixmedins_code, mdtrt_id)
+        now = None if s is None else s.final
+        if now is None or now.msgid != holder.msgid:
+            return holder
+        if not now.pending:
+            return now
+    return holder

@@ -225,3 +225,32 @@ class TestDrill:
         assert rec["breaks"] == []
         assert rec["stmt_rslt"] == "0", rec
         assert rec["unknown_cnt"] == 0
+
+
+class TestConcurrency:
+    async def test_two_final_2304_at_once_settle_once(self, fleet: Fleet, settings, core_url, world):
+        """Two final 2304s of one stay under fresh msgids at once (the second sent while the first is at the
+        slowed core): one settles, the other is BATCH_SETTLED naming its setl_id."""
+        (a,) = plain_items(world, "A", 1)
+        s = await admitted(fleet, "E2E-ZY-0006")
+        assert_ok(200, await s.upload([line(a, 1)]))
+        assert_ok(200, await s.send("discharge"))
+        total = bill_total([line(a, 1)])
+        b1, b2 = s.settle(total), s.settle(total)
+
+        async def second() -> dict[str, Any]:
+            for _ in range(2000):  # until the first 2304 holds the stay
+                if await pg_rows(settings.pg_dsn, "SELECT 1 FROM visits WHERE final_msgid = $1", b1.body["msgid"]):
+                    break
+                await asyncio.sleep(0.005)
+            return await s.call(b2)
+
+        await put_faults(core_url, {"latency_ms": 300})
+        try:
+            first, other = await asyncio.gather(s.call(b1), second())
+        finally:
+            await put_faults(core_url, {})
+        assert_ok(200, first)
+        assert_declined(200, other, "BATCH_SETTLED")
+        assert other["output"]["setl_id"] == first["output"]["setlinfo"]["setl_id"]
+        assert await core_settlements(core_url, b2.body["msgid"]) == []
