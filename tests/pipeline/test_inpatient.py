@@ -214,3 +214,33 @@ class TestReversal:
         assert r["output"]["setl_id"] is None
         assert await ReversalWorker(world.deps).run_once() == 1
         assert (await s.settle(DRUG_FEN))["infcode"] == 0
+
+
+class TestMalformed:
+    async def test_shapes_name_the_field(self, world: World):
+        s = await admitted(world)
+        t, now = world.terminal, world.clock.now()
+        b = t.admit(world.card, "ZY9", now=now)
+        del b.body["input"]["mdtrtinfo"]["ipt_no"]
+        r = await world.send(b)
+        assert (r["err_code"], "ipt_otp_no" in r["err_msg"]) == ("MALFORMED", True)
+        b = t.cancel_stay_fees(PSN, s.id, now=now)
+        b.body["input"] = {"feeinfo": ["x"]}
+        r = await world.send(b)
+        assert (r["err_code"], "input.feeinfo" in r["err_msg"]) == ("MALFORMED", True)
+        b = t.cancel_stay_fees(PSN, s.id, now=now)
+        b.body["input"]["data"]["feedetl_sn"] = [1]
+        r = await world.send(b)
+        assert (r["err_code"], "feedetl_sn" in r["err_msg"]) == ("MALFORMED", True)
+        b = t.settle_stay("2304", world.card, s.id, DRUG_FEN, now=now)
+        del b.body["input"]["data"]["mid_setl_flag"]
+        r = await world.send(b)
+        assert (r["err_code"], "mid_setl_flag" in r["err_msg"]) == ("MALFORMED", True)
+        b = t.discharge(PSN, s.id, now=now)
+        b.body["input"]["dscginfo"]["endtime"] = "yesterday"
+        r = await world.send(b)
+        assert (r["err_code"], "endtime" in r["err_msg"]) == ("MALFORMED", True)
+        data = {"stmt_begndate": "2026-12-01", "stmt_enddate": "2026-12-01", "medfee_sumamt": 0,
+                "fund_pay_sumamt": 0, "acct_pay": 0, "fixmedins_setl_cnt": 0, "clr_type": "99"}  # fmt: skip
+        r = await world.send(t.build("3201", {"data": data}, now=now))
+        assert (r["err_code"], "clr_type" in r["err_msg"]) == ("MALFORMED", True)
