@@ -1,4 +1,4 @@
-"""callService: the FSI-style envelope of the simulated core (infnos 1101, 2207/2102, 2208/2103, 2601, 3202).
+"""callService: the FSI-style envelope of the simulated core (infnos 1101, 2207/2102/2304, 2208/2103/2305, 2601, 3202).
 
 Request ``{"infno", "msgid", "fixmedins_code", "inf_time", "input": {"data": {...}}}``; reply
 ``{"infcode": 0 | -2 | -1, "err_code", "err_msg", "output"}``. Amounts are yuan JSON numbers.
@@ -16,6 +16,8 @@ from aiohttp import web
 
 from coresim.keys import FAULTS, STATE
 from coresim.records import (
+    CANCEL_INFNOS,
+    SETTLE_INFNOS,
     CancelReceipt,
     CancelRequest,
     Person,
@@ -104,10 +106,10 @@ def dispatch(state: CoreState, envelope: object) -> Reply:
             return _reply(0, None, None, _person_out(state.person(_text(data, "psn_no"))))
         msgid = _text(envelope, "msgid", max_len=40)
         fixmedins_code = _text(envelope, "fixmedins_code", max_len=20)
-        if infno in ("2207", "2102"):
+        if infno in SETTLE_INFNOS:
             posted = state.post(msgid, _post_request(data, fixmedins_code, infno))
             return _reply(0, None, None, _posted_out(posted))
-        if infno in ("2208", "2103"):
+        if infno in CANCEL_INFNOS:
             req = CancelRequest(
                 fixmedins_code=_text(data, "fixmedins_code", default=fixmedins_code),
                 infno=_text(data, "infno", default=infno),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-SETTLE_INFNOS = frozenset({"2207", "2102"})
-CANCEL_INFNOS = frozenset({"2208", "2103"})
+SETTLE_INFNOS = frozenset({"2207", "2102", "2304"})  # 2304: inpatient (issue 12)
+CANCEL_INFNOS = frozenset({"2208", "2103", "2305"})  # 2305: inpatient (issue 12)
 
 
 class Refusal(Exception):

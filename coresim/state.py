@@ -92,7 +92,7 @@ class CoreState:
             return done.receipt
         self._fresh(msgid)
         if req.infno not in SETTLE_INFNOS:
-            raise Refusal("MALFORMED", "infno must be 2207 or 2102")
+            raise Refusal("MALFORMED", "infno must be 2207, 2102 or 2304")
         if req.acct_pay + req.psn_cash_pay + req.fund_pay_sumamt > req.medfee_sumamt:
             raise Refusal("AMOUNT_MISMATCH", "acct_pay + psn_cash_pay + fund_pay_sumamt exceed medfee_sumamt")
         if req.inscp_scp_amt > req.medfee_sumamt:
@@ -123,7 +123,7 @@ class CoreState:
             return done.receipt
         self._fresh(msgid)
         if req.infno not in CANCEL_INFNOS:
-            raise Refusal("MALFORMED", "infno must be 2208 or 2103")
+            raise Refusal("MALFORMED", "infno must be 2208, 2103 or 2305")
         orig_msgid = self._by_setl_id.get(req.setl_id, "")
         setl = self.settlements.get(orig_msgid)
         # Another institution's settlement is indistinguishable from a missing one (no probing).
@@ -157,7 +157,7 @@ class CoreState:
             return done.receipt
         self._fresh(msgid)
         if req.oinfno not in SETTLE_INFNOS | CANCEL_INFNOS:
-            raise Refusal("MALFORMED", "oinfno must be 2207, 2102, 2208 or 2103")
+            raise Refusal("MALFORMED", "oinfno must be 2207, 2102, 2304, 2208, 2103 or 2305")
         receipt = self.reversed.get(req.omsgid)
         if receipt is None:
             was_posted = self._reverse_settlement(req) if req.oinfno in SETTLE_INFNOS else self._reverse_cancel(req)

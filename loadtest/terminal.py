@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from gateway.domain import crypto
 from gateway.domain.crypto import Alg
 from gateway.domain.keys import DEV_KEYS, KeyId, Purpose
+from loadtest.terminal_stays import StayRequests
 
 CALL_SERVICE = "/fsi/api/rsfComIfsService/callService"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -102,8 +103,9 @@ def _stamps(now: datetime) -> tuple[str, str]:
     return stamps
 
 
-class Terminal:
-    """A HIS/POS terminal with a PSAM: numbers its messages and raises tseq on every request."""
+class Terminal(StayRequests):
+    """A HIS/POS terminal with a PSAM: numbers its messages and raises tseq on every request (the inpatient
+    builders are `StayRequests`')."""
 
     def __init__(
         self,

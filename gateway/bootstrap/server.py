@@ -32,6 +32,7 @@ from adapters.pg_reconcile import PgReconcileReads
 from adapters.pg_registry import PgRegistry
 from adapters.pg_reversal_queue import PgReversalQueue
 from adapters.pg_settlements import PgSettlements
+from adapters.pg_stays import PgStays  # issue 12, inpatient
 from adapters.pg_visits import PgVisits  # issue 12
 from adapters.pg_world import load_world
 from adapters.system_clock import SystemClock
@@ -137,6 +138,7 @@ async def server_resources(app: web.Application) -> AsyncIterator[None]:
                 ),
                 settlements=PgSettlements(pg),
                 visits=PgVisits(pg),  # issue 12: outpatient visits (SPEC §6.6)
+                stays=PgStays(pg),  # issue 12: inpatient stays (SPEC §6.7)
                 reversals=PgReversalQueue(pg),
                 lists_of_record=PgListsOfRecord(pg),
                 lists=lookup,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.domain.fields import amount, decimal_field, malformed, opt_str, req_match, req_obj, req_str
 from gateway.domain.money import Fen
 from gateway.domain.statement_input import StatementDetail, StatementInput
+from gateway.domain.stays import AdmitInput, StayChange, StayFeeCancel, StayUploadInput
 from gateway.domain.visit_inputs import FeeUploadInput, RegisterInput, VisitInfoInput, VisitRef
 
 if TYPE_CHECKING:
@@ -81,11 +82,13 @@ class SettleInput:
     items: tuple[FeeItem, ...] = ()
     # issue 12 (SPEC §6.6): by reference (no feedetail), the totals the HIS sent, to be matched when present
     his_totals: tuple[tuple[str, Fen], ...] = ()
+    # issue 12 (SPEC §6.7): 2303/2304 of an inpatient stay, "0" final or "1" mid-stay; None for the others
+    mid_setl_flag: str | None = None
 
     @property
     def by_reference(self) -> bool:
         """No feedetail: the lines are those of the batch (mdtrt_id, chrg_bchno) uploaded by 2204."""
-        return not self.items
+        return not self.items and self.mid_setl_flag is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +124,12 @@ class EntitlementInput:
 Input = (
     SignIn | SignOut | PersonQuery | EntitlementInput | SettleInput | CancelInput | ReverseInput | StatementInput
     | RegisterInput | VisitRef | VisitInfoInput | FeeUploadInput
+    | AdmitInput | StayChange | StayUploadInput | StayFeeCancel
 )  # fmt: skip
 HIS_TOTALS = ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt")
 
 
-def _cert(data: dict[str, Any], card_sn_block: str | None) -> tuple[str, str]:
+def parse_cert(data: dict[str, Any], card_sn_block: str | None) -> tuple[str, str]:
     p = "input.data."
     if data.get("mdtrt_cert_type") != "03":
         raise malformed(p + "mdtrt_cert_type", 'must be "03" (social security card)')
@@ -186,7 +190,7 @@ def parse_person(env: Envelope) -> PersonQuery:
     """1101 input.data."""
     data = req_obj(env.input, "data", "input.")
     p = "input.data."
-    card_no, card_sn = _cert(data, env.safe.card_sn)
+    card_no, card_sn = parse_cert(data, env.safe.card_sn)
     certno, name = opt_str(data, "certno", p, max_len=18), opt_str(data, "psn_name", p, max_len=50)
     return PersonQuery(card_no, card_sn, certno, name)
 
@@ -195,7 +199,7 @@ def parse_entitlement(env: Envelope) -> EntitlementInput:
     """2001 input.data."""
     data = req_obj(env.input, "data", "input.")
     p = "input.data."
-    card_no, card_sn = _cert(data, env.safe.card_sn)
+    card_no, card_sn = parse_cert(data, env.safe.card_sn)
     psn_no = req_str(data, "psn_no", p, max_len=30)
     insutype = req_str(data, "insutype", p, max_len=6)
     med_type = req_str(data, "med_type", p, max_len=6)
@@ -211,7 +215,7 @@ def parse_settle(env: Envelope) -> SettleInput:
     """2206/2207/2101/2102 input.data and input.feedetail."""
     data = req_obj(env.input, "data", "input.")
     p = "input.data."
-    card_no, card_sn = _cert(data, env.safe.card_sn)
+    card_no, card_sn = parse_cert(data, env.safe.card_sn)
     flag = req_match(data, "acct_used_flag", p, _FLAG, '"0" or "1"')
     mdtrt_id, chrg_bchno = opt_str(data, "mdtrt_id", p, max_len=30), opt_str(data, "chrg_bchno", p, max_len=30)
     if "feedetail" not in env.input and env.tx.infno in ("2206", "2207"):  # by reference (SPEC §6.6)

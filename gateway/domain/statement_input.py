@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 _MSGID = re.compile(r"[0-9A-Za-z]{12}[0-9]{14}[0-9A-Za-z]{4}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# issue 12 (SPEC §6.7): clr_type selects the settlements of one infno; absent = all
+CLR_TYPES = {"11": "2207", "21": "2304", "41": "2102"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class StatementInput:
     acct_pay: Fen
     setl_cnt: int
     details: tuple[StatementDetail, ...] | None
+    clr_type: str | None = None  # issue 12: "11" outpatient, "21" inpatient, "41" pharmacy (CLR_TYPES)
 
 
 def parse_statement(env: Envelope) -> StatementInput:
@@ -59,6 +62,9 @@ def parse_statement(env: Envelope) -> StatementInput:
     cnt = data.get("fixmedins_setl_cnt")
     if isinstance(cnt, bool) or not isinstance(cnt, int):
         raise malformed(p + "fixmedins_setl_cnt", "must be an integer")
+    clr_type = opt_str(data, "clr_type", p, max_len=2)
+    if clr_type is not None and clr_type not in CLR_TYPES:
+        raise malformed(p + "clr_type", f"must be one of {', '.join(CLR_TYPES)} or absent")
     details: tuple[StatementDetail, ...] | None = None
     if env.infno == "3202":
         raw = env.input.get("details")
@@ -92,4 +98,5 @@ def parse_statement(env: Envelope) -> StatementInput:
         acct_pay=amount(data, "acct_pay", p),
         setl_cnt=cnt,
         details=details,
+        clr_type=clr_type,
     )

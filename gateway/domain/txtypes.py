@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, TypedDict
 
 from gateway.domain import inputs
+from gateway.domain import stay_inputs as _S
 from gateway.domain.fields import amount, req_obj
 from gateway.domain.money import Fen
 from gateway.domain.priority import Priority, peek_infno
@@ -50,6 +51,14 @@ class Kind(StrEnum):
     VISIT_INFO = "visit_info"
     FEE_UPLOAD = "fee_upload"
     FEE_CANCEL = "fee_cancel"
+    # issue 12: inpatient stays (SPEC §6.7); 2303/2304 are PRESETTLE/SETTLE, 2305 is CANCEL
+    STAY_ADMIT = "stay_admit"
+    STAY_DISCHARGE = "stay_discharge"
+    STAY_CHANGE = "stay_change"
+    STAY_CANCEL = "stay_cancel"
+    STAY_UNDISCHARGE = "stay_undischarge"
+    STAY_FEE_UPLOAD = "stay_fee_upload"
+    STAY_FEE_CANCEL = "stay_fee_cancel"
 
 
 class Owes(StrEnum):
@@ -120,6 +129,19 @@ TABLE: tuple[TxType, ...] = (
     TxType("2203", "outpatient visit information", Kind.VISIT_INFO, parse_visit_info, priority=_PRE),
     TxType("2204", "outpatient fee upload", Kind.FEE_UPLOAD, parse_fee_upload, priority=_PRE),
     TxType("2205", "outpatient fee upload cancel", Kind.FEE_CANCEL, parse_fee_cancel, priority=_PRE),
+    # issue 12: inpatient stays (SPEC §6.7); card-less but 2303/2304, which are card-bearing as 2206/2207
+    TxType("2401", "admission", Kind.STAY_ADMIT, _S.parse_admit, priority=_PRE),
+    TxType("2402", "discharge", Kind.STAY_DISCHARGE, _S.parse_discharge, priority=_PRE),
+    TxType("2403", "change of admission", Kind.STAY_CHANGE, _S.parse_adm_change, priority=_PRE),
+    TxType("2404", "admission cancel", Kind.STAY_CANCEL, _S.parse_stay_ref, priority=_PRE),
+    TxType("2405", "discharge cancel", Kind.STAY_UNDISCHARGE, _S.parse_stay_ref, priority=_PRE),
+    TxType("2301", "inpatient fee upload", Kind.STAY_FEE_UPLOAD, _S.parse_stay_upload, priority=_PRE),
+    TxType("2302", "inpatient fee upload cancel", Kind.STAY_FEE_CANCEL, _S.parse_stay_fee_cancel, priority=_PRE),
+    TxType("2303", "inpatient pre-settlement", Kind.PRESETTLE, _S.parse_stay_settle, **_AMOUNT, priority=_PRE),
+    TxType("2304", "inpatient settlement", Kind.SETTLE, _S.parse_stay_settle, **_AMOUNT,
+           owes=Owes.REVERSAL, records_settlement=True, reversible=True),
+    TxType("2305", "inpatient settlement cancel", Kind.CANCEL, _S.parse_stay_cancel,
+           owes=Owes.REVERSAL, cancels="2304", reversible=True),
 )
 # fmt: on
 

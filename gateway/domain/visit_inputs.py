@@ -22,7 +22,7 @@ _LINE_KEYS = frozenset({"feedetl_sn", "mdtrt_id", "psn_no", "chrg_bchno", "med_l
                         "det_item_fee_sumamt"})  # fmt: skip
 
 
-def _datetime(data: dict[str, Any], key: str, p: str) -> datetime:
+def parse_datetime(data: dict[str, Any], key: str, p: str) -> datetime:
     text = req_match(data, key, p, _DATETIME, "a date-time yyyy-MM-dd HH:mm:ss")
     try:
         return datetime.fromisoformat(text)
@@ -30,7 +30,7 @@ def _datetime(data: dict[str, Any], key: str, p: str) -> datetime:
         raise malformed(p + key, "is not a calendar date and time") from None
 
 
-def _mdtrt_id(data: dict[str, Any], p: str) -> str:
+def parse_mdtrt_id(data: dict[str, Any], p: str) -> str:
     return req_match(data, "mdtrt_id", p, _MDTRT_ID, "the 30-char mdtrt_id of 2201")
 
 
@@ -97,7 +97,7 @@ def parse_register(env: Envelope) -> RegisterInput:
     return RegisterInput(
         req_str(data, "psn_no", p, max_len=30),
         req_str(data, "insutype", p, max_len=6),
-        _datetime(data, "begntime", p),
+        parse_datetime(data, "begntime", p),
         req_str(data, "ipt_otp_no", p, max_len=30),
         {k: v for k, v in data.items() if k not in ("psn_no", "insutype", "begntime", "ipt_otp_no")},
     )
@@ -109,7 +109,7 @@ def parse_visit_cancel(env: Envelope) -> VisitRef:
     p = "input.data."
     return VisitRef(
         req_str(data, "psn_no", p, max_len=30),
-        _mdtrt_id(data, p),
+        parse_mdtrt_id(data, p),
         ipt_otp_no=req_str(data, "ipt_otp_no", p, max_len=30),
     )
 
@@ -119,7 +119,7 @@ def parse_fee_cancel(env: Envelope) -> VisitRef:
     data = req_obj(env.input, "data", "input.")
     p = "input.data."
     return VisitRef(
-        req_str(data, "psn_no", p, max_len=30), _mdtrt_id(data, p), req_str(data, "chrg_bchno", p, max_len=30)
+        req_str(data, "psn_no", p, max_len=30), parse_mdtrt_id(data, p), req_str(data, "chrg_bchno", p, max_len=30)
     )
 
 
@@ -134,9 +134,9 @@ def parse_visit_info(env: Envelope) -> VisitInfoInput:
     info["diseinfo"] = dise
     return VisitInfoInput(
         req_str(m, "psn_no", p, max_len=30),
-        _mdtrt_id(m, p),
+        parse_mdtrt_id(m, p),
         req_str(m, "med_type", p, max_len=6),
-        _datetime(m, "begntime", p),
+        parse_datetime(m, "begntime", p),
         info,
     )
 
@@ -159,7 +159,11 @@ def parse_fee_upload(env: Envelope) -> FeeUploadInput:
         p = f"input.feedetail[{i}]."
         if not isinstance(line, dict):
             raise malformed(f"input.feedetail[{i}]", "must be an object")
-        key = (req_str(line, "psn_no", p, max_len=30), _mdtrt_id(line, p), req_str(line, "chrg_bchno", p, max_len=30))
+        key = (
+            req_str(line, "psn_no", p, max_len=30),
+            parse_mdtrt_id(line, p),
+            req_str(line, "chrg_bchno", p, max_len=30),
+        )
         if head is None:
             head = key
         for name, got, want in zip(("psn_no", "mdtrt_id", "chrg_bchno"), key, head, strict=True):

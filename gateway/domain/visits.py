@@ -25,7 +25,7 @@ class Visit:
     psn_no: str = field(repr=False)
     insutype: str
     psn_type: str
-    state: str  # REGISTERED | CANCELLED (outpatient)
+    state: str  # REGISTERED | CANCELLED (outpatient); ADMITTED | DISCHARGED | CANCELLED (inpatient, SPEC §6.7)
     med_type: str | None
     begntime: datetime
 
@@ -46,6 +46,7 @@ class StoredLine:
     inscp_scp_amt: int
     chrgitm_lv: str
     extra: dict[str, Any] = field(default_factory=dict)
+    init_feedetl_sn: str | None = None  # issue 12, inpatient: the line a refund (negative amount) refunds
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from gateway.ports import (
     ReversalQueue,
     Settlements,
 )
+from gateway.ports.stays import Stays
 from gateway.ports.visits import Visits
 from gateway.settings import Settings
 from rules.catalogue import Catalogue
@@ -83,6 +84,7 @@ class Deps:
     metrics: MetricsSink
     node: NodeId
     visits: Visits  # issue 12: outpatient visits, batches and fee lines (SPEC §6.6)
+    stays: Stays  # issue 12: inpatient stays over the same tables (SPEC §6.7)
     limiter: RateLimiter | None = None  # issue 11 item 7: None when no rate limits are configured
 
     @property

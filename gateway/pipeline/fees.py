@@ -3,6 +3,7 @@ all-or-nothing; the per-line split is `rules.split.line_parts`, the very code of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -62,25 +63,7 @@ async def upload(d: Deps, txn: Txn) -> Outcome:
         check_line(f"input.feedetail[{i}]", line.cnt, line.pric, line.amount)
     v = await visit_of(d, env.fixmedins_code, inp.mdtrt_id, inp.psn_no)
     open_visit(v)
-    policy = visit_policy(d, txn, v)
-    try:
-        priced = price_lines([FeeLine(x.feedetl_sn, x.med_list_codg, x.amount, x.cnt) for x in inp.lines], d.catalogue)
-    except UnknownItem as exc:
-        raise Declined(ResultCode.ITEM_UNKNOWN, f"med_list_codg {exc.code} is not in the catalogue") from None
-    parts = line_parts(priced, policy.b_selfpay)
-    stored, result = [], []
-    for line, p, part in zip(inp.lines, priced, parts, strict=True):
-        item = d.catalogue.get(line.med_list_codg)
-        assert item is not None
-        share = 0.0 if p.cls == "A" else 1.0 if p.cls == "C" else _ratio(*(p.b_selfpay or policy.b_selfpay))
-        stored.append(
-            StoredLine(
-                line.feedetl_sn, inp.chrg_bchno, line.med_list_codg, line.cnt, line.pric, line.amount,
-                part.fulamt_ownpay_amt, part.overlmt_selfpay, part.preselfpay_amt, part.inscp_scp_amt, _LEVEL[p.cls],
-                line.extra,
-            )
-        )  # fmt: skip
-        result.append(_result(line, item.price_cap, share, p.cls, part))
+    stored, result = split_lines(d, visit_policy(d, txn, v), inp.chrg_bchno, inp.lines)
     try:
         await d.visits.add_lines(env.fixmedins_code, v.mdtrt_id, inp.chrg_bchno, stored)
     except BatchSettled as exc:
@@ -90,6 +73,35 @@ async def upload(d: Deps, txn: Txn) -> Outcome:
     except VisitClosed as exc:
         raise Declined(ResultCode.VISIT_STATE, f"visit {v.mdtrt_id} is {exc.state}") from None
     return Outcome(output={"result": result})
+
+
+def split_lines(
+    d: Deps, policy: Policy, chrg_bchno: str, lines: Sequence[UploadLine]
+) -> tuple[list[StoredLine], list[dict[str, Any]]]:
+    """Price and split every line (§9's per-line part): the lines to store and their `result[]` (2204, 2301).
+
+    Raises:
+        Declined: ITEM_UNKNOWN naming the code.
+    """
+    try:
+        priced = price_lines([FeeLine(x.feedetl_sn, x.med_list_codg, x.amount, x.cnt) for x in lines], d.catalogue)
+    except UnknownItem as exc:
+        raise Declined(ResultCode.ITEM_UNKNOWN, f"med_list_codg {exc.code} is not in the catalogue") from None
+    parts = line_parts(priced, policy.b_selfpay)
+    stored, result = [], []
+    for line, p, part in zip(lines, priced, parts, strict=True):
+        item = d.catalogue.get(line.med_list_codg)
+        assert item is not None
+        share = 0.0 if p.cls == "A" else 1.0 if p.cls == "C" else _ratio(*(p.b_selfpay or policy.b_selfpay))
+        stored.append(
+            StoredLine(
+                line.feedetl_sn, chrg_bchno, line.med_list_codg, line.cnt, line.pric, line.amount,
+                part.fulamt_ownpay_amt, part.overlmt_selfpay, part.preselfpay_amt, part.inscp_scp_amt, _LEVEL[p.cls],
+                line.extra,
+            )
+        )  # fmt: skip
+        result.append(_result(line, item.price_cap, share, p.cls, part))
+    return stored, result
 
 
 def _result(line: UploadLine, cap: int | None, share: float, cls: str, part: LineSplit) -> dict[str, Any]:

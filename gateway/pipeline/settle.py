@@ -17,7 +17,7 @@ from gateway.domain.journal import StaleClaim
 from gateway.domain.money import fen_to_wire
 from gateway.domain.registry import Settlement, SettlementState
 from gateway.domain.txtypes import Kind
-from gateway.pipeline import by_reference, inline_batch
+from gateway.pipeline import by_reference, inline_batch, stay_settle
 from gateway.pipeline.context import Deps, Txn
 from gateway.pipeline.line_check import check_line
 from gateway.pipeline.owed import owed_effects
@@ -61,8 +61,10 @@ def compute(
     person: PersonRecord,
     lines: list[PricedLine],
     allowance: pin_policy.AccountAllowance,
+    stay_inscp: int = 0,
 ) -> Split:
-    """The SPEC §9 split under the policy of (institution region and level, person, med_type)."""
+    """The SPEC §9 split under the policy of (institution region and level, person, med_type); `stay_inscp`,
+    the in-scope cost an inpatient stay already settled, takes a per-visit deductible once per stay."""
     inst = txn.institution
     assert inst is not None
     try:
@@ -71,6 +73,8 @@ def compute(
         )
     except NoPolicy as exc:
         raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"no benefit policy applies: {exc}") from None
+    if stay_inscp and policy.deductible_scope == "visit":  # issue 12: once per stay (SPEC §6.7)
+        policy = replace(policy, deductible=max(0, policy.deductible - stay_inscp))
     year = PersonYear(person.inscp_ytd, person.fund_paid_ytd, person.balance)
     return split(lines, policy, year, acct_limit=allowance.limit)
 
@@ -87,15 +91,17 @@ async def settle(d: Deps, txn: Txn) -> Outcome:
         raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"person is not insured under insutype {inp.insutype}")
     caps = d.policies.pin_caps(card.card_sn[:6])
     allowance = pin_policy.allowance(env.safe.pin, card.pin_mode, inp.acct_used_flag, caps, card.usage)
-    batch = visit = None
-    if inp.by_reference:  # issue 12: the lines of a visit's batch (SPEC §6.6)
+    batch, stay, stay_inscp, visit = None, None, 0, None
+    if inp.mid_setl_flag is not None:  # issue 12: an inpatient stay's unsettled lines (SPEC §6.7)
+        inp, stay, lines, stay_inscp = await stay_settle.load(d, txn, env, inp)
+    elif inp.by_reference:  # issue 12: the lines of a visit's batch (SPEC §6.6)
         batch, lines = await by_reference.load(d, txn, env, inp)
     else:
         check_amounts(inp)
         lines = priced(d, inp)
         if inline_batch.applies(env, inp):  # issue 12: inline with mdtrt_id, an implicit 2204 (SPEC §6.6)
             visit = await inline_batch.visit(d, env, inp)
-    result = compute(d, txn, inp, person, lines, allowance)
+    result = compute(d, txn, inp, person, lines, allowance, stay_inscp)
     by_reference.check_totals(inp, result)
     if env.tx.kind is not Kind.SETTLE:
         return _outcome(txn, inp, person, result, None, person.balance - result.acct_pay, allowance.default_pin)
@@ -103,6 +109,8 @@ async def settle(d: Deps, txn: Txn) -> Outcome:
         await by_reference.claim(d, txn, env, inp, batch)
     elif visit is not None:
         inp = await inline_batch.store_and_claim(d, txn, env, inp, visit, lines)
+    elif stay is not None:
+        await stay_settle.claim(d, txn, env, inp, stay)
     day = txn.received.date()
     reserved: int | None = None
     for attempt in range(1, MAX_POST_ATTEMPTS + 1):
@@ -156,7 +164,7 @@ async def settle(d: Deps, txn: Txn) -> Outcome:
                 # Another settlement for this person moved the account on: recompute against fresh state.
                 try:
                     person = await d.core_call(txn, "person", d.core.person(inp.psn_no, timeout=s.core_read_timeout_s))
-                    result = compute(d, txn, inp, person, lines, allowance)
+                    result = compute(d, txn, inp, person, lines, allowance, stay_inscp)
                 except BaseException:
                     _release(txn, card.card_sn, day, reserved)
                     raise

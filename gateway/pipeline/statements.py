@@ -9,6 +9,7 @@ from gateway.domain.inputs import StatementInput
 from gateway.domain.money import fen_to_wire
 from gateway.domain.reconcile import institution_breaks, totals
 from gateway.domain.registry import SettlementState
+from gateway.domain.statement_input import CLR_TYPES
 from gateway.pipeline.context import Deps, Txn
 from gateway.pipeline.reply import Outcome
 
@@ -19,6 +20,8 @@ async def statement(d: Deps, txn: Txn) -> Outcome:
     begin = datetime.combine(inp.begin, time(0), d.tz)
     end = datetime.combine(inp.end + timedelta(days=1), time(0), d.tz)
     rows = await d.settlements.settlements_between(env.fixmedins_code, begin, end)
+    if inp.clr_type is not None:  # issue 12: the settlements of one kind (SPEC §6.7)
+        rows = [s for s in rows if s.infno == CLR_TYPES[inp.clr_type]]
     ours = totals(rows)
     theirs = {
         "medfee_sumamt": inp.medfee_sumamt,
@@ -38,6 +41,8 @@ async def statement(d: Deps, txn: Txn) -> Outcome:
         "fixmedins_setl_cnt": ours["fixmedins_setl_cnt"],
         "unknown_cnt": sum(1 for s in rows if s.state == SettlementState.UNKNOWN),
     }
+    if inp.clr_type is not None:
+        info["clr_type"] = inp.clr_type
     output: dict[str, Any] = {"stmtinfo": info}
     if inp.details is not None:
         breaks = institution_breaks(rows, inp.details)

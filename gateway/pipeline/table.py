@@ -9,7 +9,19 @@ from typing import Any
 
 from gateway.domain.effects import Effect
 from gateway.domain.txtypes import Kind
-from gateway.pipeline import cancel, entitlement, fees, person, reverse, session, settle, statements, visits
+from gateway.pipeline import (
+    cancel,
+    entitlement,
+    fees,
+    person,
+    reverse,
+    session,
+    settle,
+    statements,
+    stay_fees,
+    stays,
+    visits,
+)
 from gateway.pipeline.context import Deps, Txn
 from gateway.pipeline.reply import Outcome
 
@@ -42,5 +54,13 @@ FLOWS: Mapping[Kind, Handling] = {
     Kind.VISIT_INFO: Handling(visits.visit_info),
     Kind.FEE_UPLOAD: Handling(fees.upload),
     Kind.FEE_CANCEL: Handling(fees.cancel_fees),
+    # issue 12: inpatient stays (SPEC §6.7); 2303/2304/2305 run the PRESETTLE/SETTLE/CANCEL flows above
+    Kind.STAY_ADMIT: Handling(stays.admit),
+    Kind.STAY_DISCHARGE: Handling(stays.discharge),
+    Kind.STAY_CHANGE: Handling(stays.change_admission),
+    Kind.STAY_CANCEL: Handling(stays.cancel_admission),
+    Kind.STAY_UNDISCHARGE: Handling(stays.cancel_discharge),
+    Kind.STAY_FEE_UPLOAD: Handling(stay_fees.upload),
+    Kind.STAY_FEE_CANCEL: Handling(stay_fees.cancel_fees),
 }
 assert set(FLOWS) == set(Kind), "every kind of transaction needs a flow"

@@ -4,6 +4,7 @@ visit, its batches and lines live behind the visits port, never at the core."""
 from __future__ import annotations
 
 from gateway.domain.codes import ResultCode
+from gateway.domain.core import PersonRecord
 from gateway.domain.errors import CoreRejected, Declined
 from gateway.domain.visit_inputs import RegisterInput, VisitInfoInput, VisitRef
 from gateway.domain.visits import BatchSettled, Visit, VisitClosed
@@ -42,23 +43,33 @@ def settled(exc: BatchSettled) -> Declined:
     )
 
 
-async def register(d: Deps, txn: Txn) -> Outcome:
-    """2201: the person must be known to the core, insured under insutype and not on the person list; the same
-    ipt_otp_no again answers the same mdtrt_id."""
-    env, inp = txn.request(RegisterInput)
+async def entitled_person(d: Deps, txn: Txn, psn_no: str, insutype: str) -> PersonRecord:
+    """The person, known to the core, insured under insutype and not on the person list (2201, 2401).
+
+    Raises:
+        Declined: PERSON_NOT_ENTITLED saying why.
+    """
     try:
-        p = await d.core_call(txn, "person", d.core.person(inp.psn_no, timeout=d.settings.core_read_timeout_s))
+        p = await d.core_call(txn, "person", d.core.person(psn_no, timeout=d.settings.core_read_timeout_s))
     except CoreRejected as exc:
         if exc.reason != "PERSON_NOT_FOUND":
             raise
-        raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"person {inp.psn_no} is not known to the core") from None
-    _card, reason = await lists(d, None, inp.psn_no)
+        raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"person {psn_no} is not known to the core") from None
+    _card, reason = await lists(d, None, psn_no)
     if reason:
         raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"person is not entitled (reason {reason})", {"reason": reason})
     if p.psn_insu_stas != "1":
         raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"the person's insurance is suspended ({p.psn_insu_stas})")
-    if p.insutype != inp.insutype:
-        raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"person is not insured under insutype {inp.insutype}")
+    if p.insutype != insutype:
+        raise Declined(ResultCode.PERSON_NOT_ENTITLED, f"person is not insured under insutype {insutype}")
+    return p
+
+
+async def register(d: Deps, txn: Txn) -> Outcome:
+    """2201: the person must be entitled (`entitled_person`); the same ipt_otp_no again answers the same
+    mdtrt_id."""
+    env, inp = txn.request(RegisterInput)
+    p = await entitled_person(d, txn, inp.psn_no, inp.insutype)
     inst = txn.institution
     assert inst is not None
     mint = f"{inst.region}{txn.received:%Y%m%d%H%M%S}"

@@ -293,7 +293,7 @@ class TestMalformed:
 
 
 class TestUnsupported:
-    @pytest.mark.parametrize("infno", ["9999", "1102", "2209", "2304"])
+    @pytest.mark.parametrize("infno", ["9999", "1102", "2209", "2306"])
     async def test_unknown_infno(self, case: Case, infno):
         """A well-formed infno not in SPEC §6 is UNSUPPORTED_INFNO with HTTP 200."""
         status, resp = await case.send(mutated(case.settle(), _set("infno", infno)))

@@ -18,6 +18,7 @@ from gateway.settings import Settings
 from rules.catalogue import Catalogue
 from rules.policy import PolicyBook
 from tests.fakes.core import InMemoryCore
+from tests.fakes.stays import InMemoryStays
 from tests.fakes.store import InMemoryStore
 from tests.fakes.visits import InMemoryVisits
 
@@ -119,6 +120,7 @@ def make_deps(clock: FakeClock, **over: Any) -> Deps:
     """Deps over fakes; any collaborator can be replaced by keyword."""
     policies, catalogue = reference()
     store = over.pop("store", None) or InMemoryStore(clock)
+    visits = InMemoryVisits(store)
     parts: dict[str, Any] = {
         "settings": Settings(dev_mode=True),
         "clock": clock,
@@ -135,7 +137,8 @@ def make_deps(clock: FakeClock, **over: Any) -> Deps:
         "catalogue": catalogue,
         "metrics": CountingMetrics(),
         "node": FixedNode(),
-        "visits": InMemoryVisits(store),  # issue 12
+        "visits": visits,  # issue 12
+        "stays": InMemoryStays(visits),  # issue 12, inpatient
     }
     parts.update(over)
     return Deps(**parts)

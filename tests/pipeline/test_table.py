@@ -24,15 +24,16 @@ class TestTable:
         for t in TABLE:
             if t.kind is Kind.CANCEL:
                 assert t.cancels in SETTLING
-        assert {"2207", "2102"} == SETTLING
+        assert {"2207", "2102", "2304"} == SETTLING  # 2304: inpatient (issue 12)
 
     def test_reversible_are_settlements_and_cancels(self):
         """SPEC §6.4: a 2601 may name a settlement or a cancel, nothing else."""
-        assert set(REVERSIBLE) == {"2207", "2102", "2208", "2103"}
+        assert set(REVERSIBLE) == {"2207", "2102", "2208", "2103", "2304", "2305"}
         assert all(TXTYPES[i].owes is Owes.REVERSAL for i in REVERSIBLE)
 
     def test_card_bearing_matches_spec(self):
         """SPEC §4.1's card-bearing list (with 2001 from §6.2.1); amount-bearing ones are the settlements."""
-        assert {t.infno for t in TABLE if t.card_bearing} == {"1101", "2001", "2206", "2207", "2101", "2102"}
-        assert {t.infno for t in TABLE if t.amount_bearing} == {"2206", "2207", "2101", "2102"}
+        settling = {"2206", "2207", "2101", "2102", "2303", "2304"}  # 2303/2304: inpatient (SPEC §6.7)
+        assert {t.infno for t in TABLE if t.card_bearing} == {"1101", "2001", *settling}
+        assert {t.infno for t in TABLE if t.amount_bearing} == settling
         assert [t.infno for t in TABLE if not t.needs_session] == ["9001"]

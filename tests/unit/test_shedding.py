@@ -12,7 +12,7 @@ from gateway.http.load_gate import LoadGate
 from gateway.http.metrics import Metrics
 from loadtest.terminal import SimCard, Terminal
 
-ESSENTIAL_INFNOS = {"9001", "9002", "2207", "2102", "2208", "2103", "2601"}
+ESSENTIAL_INFNOS = {"9001", "9002", "2207", "2102", "2208", "2103", "2601", "2304", "2305"}  # 2304/2305: issue 12
 
 
 class TestTable:
@@ -23,6 +23,8 @@ class TestTable:
         assert by_infno["1101"] is by_infno["2001"] is by_infno["3201"] is by_infno["3202"] is Priority.QUERY
         assert by_infno["2206"] is by_infno["2101"] is Priority.PRESETTLE
         assert {by_infno[i] for i in ("2201", "2202", "2203", "2204", "2205")} == {Priority.PRESETTLE}  # issue 12
+        stays = ("2401", "2402", "2403", "2404", "2405", "2301", "2302", "2303")
+        assert {by_infno[i] for i in stays} == {Priority.PRESETTLE}  # issue 12, inpatient
 
     def test_every_kind_that_owes_the_core_is_essential(self):
         """A transaction whose unknown outcome owes the core (a settlement, a cancel, a reversal) is never shed."""
