@@ -8,7 +8,8 @@ For each request of the run:
 - an acknowledged cancel left the settlement CANCELLED at both;
 - a refused or failed settlement posted nothing: not POSTED at the core, reversed if it ever reached it;
 - nothing is left UNKNOWN once the reversals owed have drained;
-- an outpatient visit (issue 12) was settled by one acknowledged 2207, whose msgid holds the visit's batch.
+- an outpatient visit (issue 12) was settled by one acknowledged 2207, whose msgid holds the visit's batch;
+- an inpatient stay with an acknowledged 2304 has exactly one live final settlement (loadtest.check_stays).
 When the core started fresh with the world (`fresh_core`), every touched account must also equal its opening
 balance less what the journal says was posted.
 
@@ -30,6 +31,7 @@ import asyncpg
 import orjson
 
 from gateway.domain.sealed import RESPONSE, DataKeyRing, UnreadableRecord, dev_ring, open_sealed, row_ad
+from loadtest.check_stays import check_stays, fetch_stays, final_settles
 from loadtest.runner import Trace
 
 # Refusals decided before the journal claim (SPEC §5 order: envelope, registry and sign-in, MAC1/TAC, msgid).
@@ -47,7 +49,7 @@ NOT_JOURNALED = frozenset(
         "NO_TERMINAL",
     }
 )
-_SETTLES = frozenset({"2207", "2102"})
+_SETTLES = frozenset({"2207", "2102", "2304"})  # 2304: issue 12, an inpatient stay's settlement
 MAX_LISTED = 5
 
 
@@ -61,6 +63,7 @@ class CheckResult:
     cancels: int = 0
     accounts: int = 0
     visits: int = 0  # issue 12: outpatient visits whose batch settled
+    stays: int = 0  # issue 12: inpatient stays with an acknowledged final 2304
     problems: list[str] = field(default_factory=list)
     problem_counts: Counter[str] = field(default_factory=Counter)
 
@@ -85,6 +88,7 @@ class CheckResult:
             "cancels": self.cancels,
             "accounts": self.accounts,
             "visits": self.visits,
+            "stays": self.stays,
             "problem_counts": dict(self.problem_counts),
             "problems": self.problems,
         }
@@ -148,6 +152,8 @@ async def check_run(
             " WHERE v.mdtrt_id = ANY($1)",
             [m for m, _ in visit_settles],
         )
+        acked_stays = final_settles(traces)
+        stays, stay_states = await fetch_stays(pool, acked_stays)
         settled_rows = await pool.fetch(
             "SELECT fixmedins_code, msgid, setl_id, psn_no, state, acct_pay, fund_pay_sumamt, psn_cash_pay"
             " FROM settlements WHERE msgid = ANY($1) OR state = 'UNKNOWN'",
@@ -168,6 +174,7 @@ async def check_run(
     core = {(s["fixmedins_code"], s["msgid"]): s for s in ledger["settlements"]}
     core_by_setl = {s["setl_id"]: s for s in ledger["settlements"]}
     _check_visits(res, visit_settles, claims)
+    check_stays(res, acked_stays, stays, stay_states)
     for key, row in settlements.items():
         if row["state"] == "UNKNOWN":
             res.problem("unknown_left", f"settlement {key[1]} is still UNKNOWN")

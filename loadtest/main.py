@@ -195,6 +195,7 @@ def check_line(check: dict[str, Any]) -> str:
         f"{check['requests']} requests, {check['journal_rows']} journal rows, {check['settlements']} settlements,"
         f" {check['cancels']} cancels, {check['accounts']} accounts"
         + (f", {check['visits']} visits" if check.get("visits") else "")  # issue 12: outpatient visits
+        + (f", {check['stays']} stays" if check.get("stays") else "")  # issue 12: inpatient stays
     )
     return head + " — " + detail + "".join("\n  " + p for p in check["problems"])
 
@@ -207,7 +208,7 @@ def loadtest_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, help="open model: arrivals per second")
     ap.add_argument("--ramp", help="open model: from:to arrivals per second over the run, e.g. 50:400")
     ap.add_argument("--steps", help="open model: rate x seconds, ..., e.g. 100x10,200x10,400x20")
-    ap.add_argument("--mix", default="default", help="scenario weights name=w,... or 'default' or 'settle'")
+    ap.add_argument("--mix", default="default", help="name=w,... or default, settle, outpatient, inpatient")
     ap.add_argument("--target", help="an already running gateway's base URL (default: start one here)")
     ap.add_argument("--world", help="the seed world the target was loaded with (required with --target)")
     ap.add_argument("--pg-dsn", help="with --target: the gateway's database, for the post-run check")

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from loadtest.fleet import Fleet, Settled, Site
+from loadtest.stay_scenario import StayRun
 from loadtest.terminal import Built, SimCard
 from loadtest.visit_scenario import VisitRun, Visits
 
@@ -33,7 +34,9 @@ DEFAULT_MIX: dict[str, int] = {
 SETTLE_ONLY: dict[str, int] = {"outpatient_settle": 1}
 # issue 12: outpatient visits by reference (loadtest.visit_scenario), `--mix outpatient`; not in the default mix
 OUTPATIENT_MIX: dict[str, int] = {"outpatient_visit": 1}
-KNOWN = (*DEFAULT_MIX, *OUTPATIENT_MIX)
+# issue 12: inpatient stays (loadtest.stay_scenario), `--mix inpatient`; not in the default mix
+INPATIENT_MIX: dict[str, int] = {"inpatient_stay": 1}
+KNOWN = (*DEFAULT_MIX, *OUTPATIENT_MIX, *INPATIENT_MIX)
 
 _SETTLES = {"2207", "2102"}
 _CANCEL_OF = {"2207": "2208", "2102": "2103"}
@@ -49,7 +52,7 @@ class Action:
     expect: frozenset[str]
     card: SimCard | None = None
     mac2: bool = True  # a MAC2 must come back (MAC1 verifies)
-    visit: VisitRun | None = None  # the outpatient visit this request is a step of
+    visit: VisitRun | None = None  # the outpatient visit (or inpatient stay) this request is a step of
 
     @property
     def infno(self) -> str:
@@ -63,7 +66,7 @@ class Action:
 
 
 def parse_mix(text: str) -> dict[str, int]:
-    """`name=weight,name=weight` (or `default` / `settle` / `outpatient`) to a mix.
+    """`name=weight,name=weight` (or `default` / `settle` / `outpatient` / `inpatient`) to a mix.
 
     Raises:
         ValueError: an unknown scenario, a weight that is not a non-negative integer, or all weights zero.
@@ -75,6 +78,8 @@ def parse_mix(text: str) -> dict[str, int]:
         return dict(SETTLE_ONLY)
     if text == "outpatient":
         return dict(OUTPATIENT_MIX)
+    if text == "inpatient":
+        return dict(INPATIENT_MIX)
     mix: dict[str, int] = {}
     for part in text.split(","):
         name, sep, weight = part.partition("=")
@@ -94,7 +99,8 @@ class Planner:
 
     def __init__(self, fleet: Fleet, world: dict[str, Any], mix: Mapping[str, int], *, seed: int = 1) -> None:
         self.fleet = fleet
-        self.visits = Visits(fleet)
+        self.visits = Visits(fleet, VisitRun)
+        self.stays = Visits(fleet, StayRun)
         self.rng = random.Random(seed)
         self.names = [n for n, w in mix.items() if w > 0]
         self.weights = [mix[n] for n in self.names]
@@ -126,7 +132,10 @@ class Planner:
         f = self.fleet
         f.release_site(action.site)
         if action.visit is not None:
-            self.visits.answered(action.visit, response)
+            if isinstance(action.visit, StayRun):
+                self.stays.answered(action.visit, response)
+            else:
+                self.visits.answered(action.visit, response)
             return
         if action.card is not None:
             pool = {"default_pin_settle": f.default_pin, "blacklisted_card": f.blacklisted}.get(
@@ -211,6 +220,13 @@ class Planner:
             return None
         site, v, built = got
         return Action("outpatient_visit", site, built, frozenset({"OK"}), visit=v)
+
+    def _inpatient_stay(self) -> Action | None:
+        got = self.stays.next(self._lines(False))
+        if got is None:
+            return None
+        site, s, built = got
+        return Action("inpatient_stay", site, built, frozenset({"OK"}), visit=s)
 
     def _blacklisted_card(self) -> Action | None:
         got = self._with_card(None, "blacklisted")

@@ -91,6 +91,16 @@ def test_outpatient_visit_mix(tmp_path: Path):
     assert "visits" in done.stdout
 
 
+def test_inpatient_stay_mix(tmp_path: Path):
+    """`--mix inpatient`: 2401 → 2301 → 2402 → 2303 → 2304, each stay with one live final settlement."""
+    done, out = loadtest(tmp_path, "--duration", "2", "--warmup", "0", "--persons", "400", "--mix", "inpatient")
+    result = result_of(done, out)
+    assert result["check"]["stays"] > 0
+    assert result["unexpected"]["count"] == 0, result["unexpected"]
+    assert set(result["scenarios"]) == {"inpatient_stay"}
+    assert "stays" in done.stdout
+
+
 def test_open_model_at_a_rate(tmp_path: Path):
     done, out = loadtest(tmp_path, *TINY, "--model", "open", "--rate", "40")
     result = result_of(done, out)
