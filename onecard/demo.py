@@ -1,6 +1,6 @@
 """`onecard demo`: real PostgreSQL and Redis (configured, local, or embedded), the core simulator and the
-gateway, a seeded world and a short visible scenario (an outpatient visit by reference among it); then keeps
-serving until Ctrl-C."""
+gateway, a seeded world and a short visible scenario (an outpatient visit by reference and a short inpatient stay
+among it); then keeps serving until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from coresim.app import start_core_sim
 from gateway.app import create_app
 from gateway.settings import load_settings
 from loadtest.terminal import CALL_SERVICE, Built, SimCard, Terminal
+from loadtest.terminal_stays import Line
+from loadtest.visit_scenario import lines_fen
 from loadtest.world import generate, write_world
 from onecard.localinfra import PgHandle, RedisHandle, ensure_database, ensure_postgres, ensure_redis, mask_url
 
@@ -181,7 +182,9 @@ class Scenario:
         setl_id = ((settled.get("output") or {}).get("setlinfo") or {}).get("setl_id", "?")
         await self.send("cancel the settlement", th.cancel("2208", setl_id, pin_card.psn_no), f"setl_id {setl_id}")
         await self._visit(th, pin_card, items, seed_tseq)
+        await self._stay(th, pin_card, items, seed_tseq)
         expected = ["0", "0", "0", "0", "0", "0", "-2 CARD_BLACKLISTED", "-2 MAC_INVALID", "0", "0", "0", "0", "0"]
+        expected += ["0"] * 6  # the inpatient stay
         return all(r.result.startswith(e) for r, e in zip(self.rows, expected, strict=True))
 
     async def _visit(self, t: Terminal, card: SimCard, items: list[tuple[str, str, str]], seq: int) -> None:
@@ -190,9 +193,24 @@ class Scenario:
         mdtrt_id = ((r.get("output") or {}).get("data") or {}).get("mdtrt_id") or "?"
         who = f"visit …{mdtrt_id[-8:]}"
         await self.send("visit: upload fees", t.upload_fees(card.psn_no, mdtrt_id, "B1", items), who)
-        total = sum(int((Decimal(c) * Decimal(p) * 100).to_integral_value()) for _, c, p in items)
+        total = lines_fen(items)
         for step, infno in (("visit: pre-settle batch", "2206"), ("visit: settle batch", "2207")):
             await self.send(step, t.settle_by_reference(infno, card, mdtrt_id, "B1", total), who)
+
+    async def _stay(self, t: Terminal, card: SimCard, items: list[tuple[str, str, str]], seq: int) -> None:
+        """Issue 12: a short inpatient stay (SPEC §6.7): admit, two days of fees (the second refunds one unit of
+        the first day's first line), discharge, pre-settle, settle."""
+        r = await self.send("stay: admit", t.admit(card, f"DEMOZY{seq}"), f"psn {card.psn_no[:6]}…")
+        mdtrt_id = ((r.get("output") or {}).get("result") or {}).get("mdtrt_id") or "?"
+        who = f"stay …{mdtrt_id[-8:]}"
+        code, _, pric = items[0]
+        day2: list[Line] = [(code, "1", pric), ("000001", code, "1", pric)]  # one more, and one of day 1 back
+        await self.send("stay: day 1 fees", t.upload_stay_fees(card.psn_no, mdtrt_id, list(items)), who)
+        await self.send("stay: day 2 fees, a refund", t.upload_stay_fees(card.psn_no, mdtrt_id, day2, first_sn=3), who)
+        await self.send("stay: discharge", t.discharge(card.psn_no, mdtrt_id), who)
+        total = lines_fen(items)  # day 2's line and its refund cancel out
+        for step, infno in (("stay: pre-settle", "2303"), ("stay: settle", "2304")):
+            await self.send(step, t.settle_stay(infno, card, mdtrt_id, total), who)
 
     def table(self) -> str:
         heads = ("#", "step", "infno", "who", "result", "split (yuan)", "MAC2", "gw µs")

@@ -151,6 +151,7 @@ class TestDemo:
             assert "MAC_INVALID" in r.stdout
             assert "(acct capped)" in r.stdout
             assert "visit: settle batch" in r.stdout  # issue 12: the outpatient visit by reference
+            assert "stay: settle" in r.stdout  # issue 12: the inpatient stay
         finally:
             subprocess.run(["rm", "-rf", str(workdir)], check=False)
 
