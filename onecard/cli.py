@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.set_defaults(func=commands.reconcile)
 
     b = sub.add_parser("bench", help="benchmarks that print numbers (see docs/benchmarks.md)")
-    b.add_argument("what", choices=["blacklist", "import", "micro", "gateway", "visit"])  # visit: issue 12
+    b.add_argument("what", choices=["blacklist", "import", "micro", "gateway", "visit", "stay"])  # issue 12
     b.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (--help)")
     b.set_defaults(func=commands.bench)
 

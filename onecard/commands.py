@@ -167,6 +167,10 @@ def bench(args: argparse.Namespace) -> int:
         from loadtest.bench_visit import main as bench_visit
 
         return bench_visit(args.rest)
+    if args.what == "stay":  # issue 12: sequential inpatient stays
+        from loadtest.bench_stay import main as bench_stay
+
+        return bench_stay(args.rest)
     from loadtest.microbench import main as micro
 
     micro(args.rest)

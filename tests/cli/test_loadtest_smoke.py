@@ -259,6 +259,25 @@ def test_bench_visit_tiny(tmp_path: Path):
     assert "--lines" in bad.stderr
 
 
+def test_bench_stay_tiny(tmp_path: Path):
+    """`onecard bench stay` (issue 12), two stays of two days: every step answered OK, the numbers printed; a bad
+    option exits 2 naming it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "onecard", "bench", "stay", "--stays", "2", "--days", "2", "--lines", "1"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 stays of 2 days x 1 lines, 13 requests" in done.stdout
+    assert "CPU per stay" in done.stdout
+    assert "2301 OK x4, 2303 OK x2, 2304 OK x2, 2401 OK x2, 2402 OK x2" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "onecard", "bench", "stay", "--days", "0"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "--days" in bad.stderr
+
+
 @pytest.mark.parametrize("command", [["bench", "gateway"], ["loadtest"]])
 def test_a_missing_loadtest_extra_is_said_before_anything_runs(command: list[str]):
     """Without matplotlib (the `loadtest` extra) the commands say so in one line, exit 2, and start nothing."""
