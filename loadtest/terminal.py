@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 from gateway.domain import crypto
 from gateway.domain.crypto import Alg
 from gateway.domain.keys import DEV_KEYS, KeyId, Purpose
+from loadtest.terminal_requests import yuan
 from loadtest.terminal_stays import StayRequests
+from loadtest.terminal_visits import VisitRequests
 
 CALL_SERVICE = "/fsi/api/rsfComIfsService/callService"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -24,11 +26,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def fen(yuan: str | Decimal | int) -> int:
     """Yuan text to fen (test helper)."""
     return int(Decimal(str(yuan)) * 100)
-
-
-def yuan(fen_: int) -> float:
-    """Fen to a JSON number in yuan."""
-    return float(Decimal(fen_) / 100)
 
 
 @dataclass
@@ -103,7 +100,7 @@ def _stamps(now: datetime) -> tuple[str, str]:
     return stamps
 
 
-class Terminal(StayRequests):
+class Terminal(VisitRequests, StayRequests):
     """A HIS/POS terminal with a PSAM: numbers its messages and raises tseq on every request (the inpatient
     builders are `StayRequests`')."""
 
@@ -256,71 +253,6 @@ class Terminal(StayRequests):
         """2208/2103 (2208 of a visit's settlement names the visit's mdtrt_id)."""
         data = {"setl_id": setl_id, "psn_no": psn_no} | ({"mdtrt_id": mdtrt_id} if mdtrt_id else {})
         return self.build(infno, {"data": data}, **kw)
-
-    # issue 12: outpatient visits (SPEC §6.6) ------------------------------------------------------------
-    def register(self, card: SimCard, ipt_otp_no: str, *, insutype: str = "310", **kw: Any) -> Built:
-        """2201 (card-less)."""
-        now = kw.get("now") or datetime.now(self.tz)
-        data = {"psn_no": card.psn_no, "insutype": insutype, "begntime": f"{now:%Y-%m-%d %H:%M:%S}",
-                "mdtrt_cert_type": "03", "mdtrt_cert_no": card.card_no, "ipt_otp_no": ipt_otp_no,
-                "dept_code": "A01", "dept_name": "内科", "atddr_no": "D001", "dr_name": "李医生"}  # fmt: skip
-        return self.build("2201", {"data": data}, **kw)
-
-    def cancel_registration(self, psn_no: str, mdtrt_id: str, ipt_otp_no: str, **kw: Any) -> Built:
-        """2202."""
-        return self.build("2202", {"data": {"psn_no": psn_no, "mdtrt_id": mdtrt_id, "ipt_otp_no": ipt_otp_no}}, **kw)
-
-    def visit_info(self, psn_no: str, mdtrt_id: str, med_type: str = "11", **kw: Any) -> Built:
-        """2203 with one diagnosis."""
-        now = kw.get("now") or datetime.now(self.tz)
-        info = {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": med_type,
-                "begntime": f"{now:%Y-%m-%d %H:%M:%S}", "dise_codg": "J00", "dise_name": "急性鼻咽炎"}  # fmt: skip
-        dise = [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J00", "diag_name": "急性鼻咽炎"}]
-        return self.build("2203", {"mdtrtinfo": info, "diseinfo": dise}, **kw)
-
-    def upload_fees(
-        self,
-        psn_no: str,
-        mdtrt_id: str,
-        chrg_bchno: str,
-        items: list[tuple[str, str, str]],
-        *,
-        first_sn: int = 1,
-        **kw: Any,
-    ) -> Built:
-        """2204 of one batch (med_list_codg, cnt, pric as text); feedetl_sn numbered from `first_sn`."""
-        lines = []
-        for i, (code, cnt, pric) in enumerate(items, first_sn):
-            amt = int((Decimal(cnt) * Decimal(pric) * 100).to_integral_value())
-            lines.append({"feedetl_sn": f"{i:06d}", "mdtrt_id": mdtrt_id, "psn_no": psn_no, "chrg_bchno": chrg_bchno,
-                          "med_list_codg": code, "medins_list_codg": code, "cnt": float(Decimal(cnt)),
-                          "pric": float(Decimal(pric)), "det_item_fee_sumamt": yuan(amt),
-                          "fee_ocur_time": "2026-12-01 10:00:00", "hosp_appr_flag": "1"})  # fmt: skip
-        return self.build("2204", {"feedetail": lines}, **kw)
-
-    def cancel_fees(self, psn_no: str, mdtrt_id: str, chrg_bchno: str = "0000", **kw: Any) -> Built:
-        """2205 ("0000": every unsettled batch)."""
-        return self.build("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": chrg_bchno, "psn_no": psn_no}}, **kw)
-
-    def settle_by_reference(
-        self,
-        infno: str,
-        card: SimCard,
-        mdtrt_id: str,
-        chrg_bchno: str,
-        total_fen: int,
-        *,
-        med_type: str = "11",
-        pin: str = "VERIFIED",
-        insutype: str = "310",
-        acct_used_flag: str = "1",
-        **kw: Any,
-    ) -> Built:
-        """2206/2207 of an uploaded batch: no feedetail, medfee_sumamt = the batch's sum."""
-        data = {"psn_no": card.psn_no, "mdtrt_cert_type": "03", "mdtrt_cert_no": card.card_no,
-                "card_sn": card.card_sn, "med_type": med_type, "medfee_sumamt": yuan(total_fen), "insutype": insutype,
-                "acct_used_flag": acct_used_flag, "mdtrt_id": mdtrt_id, "chrg_bchno": chrg_bchno}  # fmt: skip
-        return self.build(infno, {"data": data}, card=card, pin=pin, amount_fen=total_fen, **kw)
 
     def reverse(self, psn_no: str, omsgid: str, oinfno: str, **kw: Any) -> Built:
         """2601."""

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from loadtest.terminal_requests import Requests, yuan
 
 if TYPE_CHECKING:
     from loadtest.terminal import Built, SimCard
@@ -15,19 +15,8 @@ if TYPE_CHECKING:
 Line = tuple[str, str, str] | tuple[str, str, str, str]
 
 
-def _yuan(fen_: int) -> float:
-    return float(Decimal(fen_) / 100)
-
-
-class StayRequests:
-    """Builders of the inpatient requests; `build` and `tz` are the terminal's."""
-
-    if TYPE_CHECKING:
-        build: Callable[..., Built]
-        tz: tzinfo
-
-    def _stamp(self, kw: dict[str, Any]) -> str:
-        return f"{kw.get('now') or datetime.now(self.tz):%Y-%m-%d %H:%M:%S}"
+class StayRequests(Requests):
+    """Builders of the inpatient requests."""
 
     def admit(self, card: SimCard, ipt_no: str, *, med_type: str = "21", insutype: str = "310", **kw: Any) -> Built:
         """2401 with one admission diagnosis."""
@@ -47,7 +36,7 @@ class StayRequests:
             sign = -1 if init else 1
             line = {"feedetl_sn": f"{i:06d}", "mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "21",
                     "med_list_codg": code, "medins_list_codg": code, "cnt": sign * float(Decimal(cnt)),
-                    "pric": float(Decimal(pric)), "det_item_fee_sumamt": sign * _yuan(amt),
+                    "pric": float(Decimal(pric)), "det_item_fee_sumamt": sign * yuan(amt),
                     "fee_ocur_time": self._stamp(kw), "hosp_appr_flag": "1"}  # fmt: skip
             if init:
                 line["init_feedetl_sn"] = init
@@ -93,7 +82,7 @@ class StayRequests:
     ) -> Built:
         """2303/2304: medfee_sumamt = the stay's unsettled lines, refunds netted."""
         data = {"psn_no": card.psn_no, "mdtrt_cert_type": "03", "mdtrt_cert_no": card.card_no,
-                "card_sn": card.card_sn, "medfee_sumamt": _yuan(total_fen), "mdtrt_id": mdtrt_id,
+                "card_sn": card.card_sn, "medfee_sumamt": yuan(total_fen), "mdtrt_id": mdtrt_id,
                 "insutype": insutype, "acct_used_flag": acct_used_flag, "mid_setl_flag": mid_setl_flag}  # fmt: skip
         return self.build(infno, {"data": data}, card=card, pin=pin, amount_fen=total_fen, **kw)
 
